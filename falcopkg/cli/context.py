@@ -1,0 +1,52 @@
+"""State shared by every command: global options, the console, the project location."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from falcopkg import paths
+from falcopkg.cli.output import Console
+from falcopkg.errors import ConfigError
+
+
+@dataclass
+class AppContext:
+    project_option: Path | None = None  # -C/--project
+    cache_dir_option: Path | None = None  # --cache-dir
+    console: Console = field(default_factory=Console)
+
+    @property
+    def verbose(self) -> bool:
+        return self.console.verbosity >= 1
+
+    @property
+    def cache_dir(self) -> Path:
+        return paths.cache_dir(self.cache_dir_option)
+
+    def find_manifest(self) -> Path | None:
+        """falco.toml of the project, or None outside a project."""
+        if self.project_option is not None:
+            candidate = self.project_option / paths.MANIFEST_NAME
+            return candidate if candidate.is_file() else None
+        return paths.find_manifest(Path.cwd())
+
+    def require_manifest(self) -> Path:
+        manifest = self.find_manifest()
+        if manifest is None:
+            where = self.project_option or Path.cwd()
+            raise ConfigError(
+                f"no {paths.MANIFEST_NAME} found in {where} or its parents",
+                hint="run `falcopkg init` to create one, or pass `-C DIR`",
+            )
+        return manifest
+
+    @property
+    def project_dir(self) -> Path:
+        """Directory for a new project (init): -C or the current directory."""
+        return (self.project_option or Path.cwd()).resolve()
+
+
+pass_app = click.make_pass_decorator(AppContext)

@@ -1,0 +1,69 @@
+"""Where output goes: data to stdout, messages to stderr (uv's rule).
+
+Kept free of heavy imports; click is already loaded by the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import click
+
+
+@dataclass
+class Console:
+    """Message and data printer honouring -q/-v and colour settings."""
+
+    verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
+    color: bool | None = None  # None: auto (tty and no NO_COLOR)
+
+    def _use_color(self, stream: TextIO) -> bool:
+        if self.color is not None:
+            return self.color
+        if os.environ.get("NO_COLOR"):
+            return False
+        return stream.isatty()
+
+    def _style(self, text: str, stream: TextIO, **style: Any) -> str:
+        return click.style(text, **style) if self._use_color(stream) else text
+
+    # --- messages (stderr) -------------------------------------------------
+    def info(self, message: str) -> None:
+        """A normal progress or result message; hidden by -q."""
+        if self.verbosity >= 0:
+            click.echo(message, err=True)
+
+    def detail(self, message: str) -> None:
+        """Shown only with -v."""
+        if self.verbosity >= 1:
+            click.echo(self._style(message, sys.stderr, dim=True), err=True)
+
+    def warn(self, message: str) -> None:
+        prefix = self._style("warning:", sys.stderr, fg="yellow", bold=True)
+        click.echo(f"{prefix} {message}", err=True)
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        prefix = self._style("error:", sys.stderr, fg="red", bold=True)
+        click.echo(f"{prefix} {message}", err=True)
+        if hint:
+            label = self._style("hint:", sys.stderr, fg="cyan", bold=True)
+            click.echo(f"{label} {hint}", err=True)
+
+    def success(self, message: str) -> None:
+        if self.verbosity >= 0:
+            click.echo(self._style(message, sys.stderr, fg="green"), err=True)
+
+    # --- data (stdout) -----------------------------------------------------
+    def data(self, text: str) -> None:
+        click.echo(text)
+
+    def json(self, payload: Any) -> None:
+        click.echo(json.dumps(payload, indent=2, sort_keys=False))
+
+    @property
+    def is_tty(self) -> bool:
+        return sys.stderr.isatty()

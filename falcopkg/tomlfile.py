@@ -1,0 +1,70 @@
+"""Reading and writing TOML documents with precise errors and comment-preserving edits.
+
+tomlkit keeps comments and order, which `falcopkg add/remove/index add` rely on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+from tomlkit.toml_document import TOMLDocument
+
+from falcopkg.errors import ConfigError
+from falcopkg.fsutil import atomic_write_text
+
+
+def load_document(path: Path, *, missing_ok: bool = False) -> TOMLDocument:
+    """Parse ``path`` as TOML; a syntax error names the file, line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return tomlkit.document()
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})") from None
+    return parse_document(text, str(path))
+
+
+def parse_document(text: str, source: str) -> TOMLDocument:
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        raise ConfigError(
+            f"{source}:{exc.line}:{exc.col}: invalid TOML: {_parse_reason(exc)}",
+            hint="fix the syntax at that line",
+        ) from None
+
+
+def _parse_reason(exc: ParseError) -> str:
+    # tomlkit's message ends with " at line L col C"; we print the location ourselves.
+    message = str(exc)
+    marker = message.rfind(" at line ")
+    return message[:marker] if marker > 0 else message
+
+
+def save_document(path: Path, document: TOMLDocument) -> None:
+    atomic_write_text(path, tomlkit.dumps(document))
+
+
+def key_line(text: str, dotted_key: str) -> int | None:
+    """Best-effort line number (1-based) where the last part of ``dotted_key`` is written.
+
+    tomlkit does not keep positions of parsed items, so error messages about a bad value
+    or an unknown key find the line by scanning the source text.
+    """
+    last = dotted_key.rsplit(".", 1)[-1]
+    candidates = (f"{last} =", f"{last}=", f'"{last}" =', f'"{last}"=', f"[{dotted_key}]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(candidates) or f"[{dotted_key}]" in stripped:
+            return number
+    return None
+
+
+def unwrap(value: Any) -> Any:
+    """Plain Python values from tomlkit items (dicts, lists, str, int …)."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
