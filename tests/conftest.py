@@ -1,0 +1,46 @@
+"""Shared test setup. The real-service fixtures live in tests/fixtures/ (see its modules)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.registries", "tests.fixtures.index_server"]
+
+
+@dataclass(frozen=True)
+class TmpHome:
+    home: Path
+    config_dir: Path  # FALCOPKG_CONFIG (a directory)
+    cache_dir: Path  # FALCOPKG_CACHE_DIR
+    docker_config: Path  # DOCKER_CONFIG (directory holding config.json)
+
+
+@pytest.fixture
+def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TmpHome:
+    """Isolate every per-user location so tests never read or write the real ones."""
+    home = tmp_path / "home"
+    paths = TmpHome(
+        home=home,
+        config_dir=home / ".config" / "falcopkg",
+        cache_dir=home / ".cache" / "falcopkg",
+        docker_config=home / ".docker",
+    )
+    for p in (paths.config_dir, paths.cache_dir, paths.docker_config):
+        p.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("FALCOPKG_CONFIG", str(paths.config_dir))
+    monkeypatch.setenv("FALCOPKG_CACHE_DIR", str(paths.cache_dir))
+    monkeypatch.setenv("DOCKER_CONFIG", str(paths.docker_config))
+    for var in ("FALCOPKG_CREDENTIALS_FILE", "REGISTRY_AUTH_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    # Credentials from the environment (FALCOPKG_REGISTRY_<HOST>_...) must not leak in.
+    for var in list(os.environ):
+        if var.startswith("FALCOPKG_REGISTRY_"):
+            monkeypatch.delenv(var)
+    return paths
