@@ -5,6 +5,7 @@ tomlkit keeps comments and order, which `falcopkg add/remove/index add` rely on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +69,70 @@ def key_line(text: str, dotted_key: str) -> int | None:
 def unwrap(value: Any) -> Any:
     """Plain Python values from tomlkit items (dicts, lists, str, int …)."""
     return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def key_path_line(text: str, path: Sequence[str | int]) -> int | None:
+    """Line (1-based) where the key at ``path`` is written, or its nearest table's header line.
+
+    Unlike :func:`key_line`, ``path`` is split already (hosts like ``ghcr.io`` contain dots),
+    the search starts at the deepest table header that is a prefix of ``path``, so the same
+    key name in another table is not taken, and an int selects the n-th (0-based) table of an
+    array of tables (``("index", 1, "url")``).
+    """
+    lines = text.splitlines()
+    start, depth = -1, 0
+    seen: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(lines):
+        header = _header_path(line)
+        if header is None:
+            continue
+        names, is_array = header
+        keys: tuple[str | int, ...] = names
+        if is_array:
+            position = seen.get(names, 0)
+            seen[names] = position + 1
+            keys = (*keys, position)
+        if len(keys) > depth and tuple(path[: len(keys)]) == keys:
+            start, depth = number, len(keys)
+    if depth == len(path):
+        return start + 1
+    wanted = path[depth]
+    if isinstance(wanted, int):
+        return start + 1 if start >= 0 else None
+    assignments = (f"{wanted} =", f"{wanted}=", f'"{wanted}" =', f'"{wanted}"=')
+    for number in range(start + 1, len(lines)):
+        stripped = lines[number].strip()
+        if stripped.startswith("["):
+            break
+        if stripped.startswith(assignments):
+            return number + 1
+    return start + 1 if start >= 0 else None
+
+
+def _header_path(line: str) -> tuple[tuple[str, ...], bool] | None:
+    """``[a."b.c"]`` → (("a", "b.c"), False); ``[[index]]`` → (("index",), True)."""
+    stripped = line.strip()
+    is_array = stripped.startswith("[[")
+    if not stripped.startswith("["):
+        return None
+    opening = 2 if is_array else 1
+    closing = stripped.find("]]" if is_array else "]", opening)
+    if closing < 0:
+        return None
+    keys: list[str] = []
+    current, quote = "", ""
+    for char in stripped[opening:closing]:
+        if quote:
+            if char == quote:
+                quote = ""
+            else:
+                current += char
+        elif char in "\"'":
+            quote = char
+        elif char == ".":
+            keys.append(current.strip())
+            current = ""
+        else:
+            current += char
+    keys.append(current.strip())
+    return tuple(keys), is_array

@@ -2,9 +2,28 @@
 
 Constraint parsing (cargo syntax for the manifest, Falco's rule for artifact
 requirements) lives here too, next to the version type it compares.
+
+Cargo's meaning, as the ``semver`` crate implements it:
+
+=========================  ==================================
+``1.2.3`` / ``^1.2.3``     ``>=1.2.3, <2.0.0``
+``0.16`` / ``^0.16``       ``>=0.16.0, <0.17.0``
+``^0.0.3``                 ``=0.0.3``
+``~1.2.3`` / ``~1.2``      ``>=1.2.3, <1.3.0`` / ``>=1.2.0, <1.3.0``
+``1.*`` / ``1.2.*``        ``>=1.0.0, <2.0.0`` / ``>=1.2.0, <1.3.0``
+``=1.2`` / ``<=1.2``       ``>=1.2.0, <1.3.0`` / ``<1.3.0``
+``>1.2``                   ``>=1.3.0``
+``*``                      any release
+=========================  ==================================
+
+A pre-release version is allowed only when some comparator names a pre-release of the same
+``major.minor.patch`` (so ``^1.2.3-rc.1`` admits ``1.2.3-rc.2`` but not ``1.2.4-rc.1``).
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import semver
 
@@ -33,3 +52,194 @@ def semver_tags(tags: list[str]) -> list[tuple[Version, str]]:
         if version not in best or best[version].startswith(("v", "V")):
             best[version] = tag
     return sorted(((v, t) for v, t in best.items()), key=lambda item: item[0], reverse=True)
+
+
+# --- constraints -------------------------------------------------------------------------
+
+_OPERATORS = ("<=", ">=", "=", "<", ">", "~", "^")
+_NUMBER = r"(0|[1-9][0-9]*)"
+_WILDCARD = r"[*xX]"
+_PARTIAL_RE = re.compile(
+    rf"^v?(?P<major>{_NUMBER}|{_WILDCARD})"
+    rf"(?:\.(?P<minor>{_NUMBER}|{_WILDCARD})"
+    rf"(?:\.(?P<patch>{_NUMBER}|{_WILDCARD})"
+    r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?)?)?$"
+)
+
+
+@dataclass(frozen=True)
+class Comparator:
+    """One comparator of a requirement: operator plus a possibly partial version.
+
+    ``op`` is one of ``= > >= < <= ~ ^`` or ``*`` (a wildcard such as ``1.*``); a bare
+    version is ``^`` with ``implicit_caret`` set so that it prints back as written.
+    """
+
+    op: str
+    major: int | None
+    minor: int | None = None
+    patch: int | None = None
+    pre: str = ""
+    implicit_caret: bool = False
+
+    def bounds(self) -> tuple[Version | None, bool, Version | None, bool]:
+        """(lower, lower inclusive, upper, upper inclusive); None is unbounded."""
+        major, minor, patch = self.major, self.minor, self.patch
+        if major is None:  # "*"
+            return None, True, None, True
+        low = Version(major, minor or 0, patch or 0, self.pre or None)
+        if self.op == "=":
+            if minor is None:
+                return low, True, Version(major + 1), False
+            if patch is None:
+                return low, True, Version(major, minor + 1), False
+            return low, True, low, True
+        if self.op == ">":
+            if minor is None:
+                return Version(major + 1), True, None, True
+            if patch is None:
+                return Version(major, minor + 1), True, None, True
+            return low, False, None, True
+        if self.op == ">=":
+            return low, True, None, True
+        if self.op == "<":
+            return None, True, low, False
+        if self.op == "<=":
+            if minor is None:
+                return None, True, Version(major + 1), False
+            if patch is None:
+                return None, True, Version(major, minor + 1), False
+            return None, True, low, True
+        if self.op in ("~", "*"):
+            if minor is None:
+                return low, True, Version(major + 1), False
+            return low, True, Version(major, minor + 1), False
+        # Caret: the leftmost non-zero part may not change.
+        if major > 0 or minor is None:
+            return low, True, Version(major + 1), False
+        if minor > 0 or patch is None:
+            return low, True, Version(0, minor + 1), False
+        return low, True, Version(0, 0, (patch or 0) + 1), False
+
+    def matches(self, version: Version) -> bool:
+        lower, lower_inclusive, upper, upper_inclusive = self.bounds()
+        if lower is not None and (version < lower or (version == lower and not lower_inclusive)):
+            return False
+        return not (
+            upper is not None and (version > upper or (version == upper and not upper_inclusive))
+        )
+
+    def names_prerelease_of(self, version: Version) -> bool:
+        return bool(self.pre) and (self.major, self.minor, self.patch) == (
+            version.major,
+            version.minor,
+            version.patch,
+        )
+
+    def __str__(self) -> str:
+        if self.op == "*":
+            numbers = [n for n in (self.major, self.minor) if n is not None]
+            return ".".join([*(str(n) for n in numbers), "*"])
+        numbers = [n for n in (self.major, self.minor, self.patch) if n is not None]
+        text = ".".join(str(n) for n in numbers) + (f"-{self.pre}" if self.pre else "")
+        return text if self.implicit_caret else f"{self.op}{text}"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A version requirement: every comparator must match (cargo's comma means "and")."""
+
+    comparators: tuple[Comparator, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        """Parse cargo requirement syntax; ValueError says what is wrong with ``text``."""
+        stripped = text.strip()
+        if not stripped:
+            raise ValueError("empty version constraint")
+        comparators = tuple(_parse_comparator(part, text) for part in stripped.split(","))
+        if len(comparators) > 1 and any(c.major is None for c in comparators):
+            raise ValueError(f"{text!r}: `*` cannot be combined with other comparators")
+        return cls(comparators)
+
+    @classmethod
+    def any_version(cls) -> Constraint:
+        return cls((Comparator("*", None),))
+
+    def allows(self, version: Version) -> bool:
+        if not all(c.matches(version) for c in self.comparators):
+            return False
+        if version.prerelease:
+            return any(c.names_prerelease_of(version) for c in self.comparators)
+        return True
+
+    def __str__(self) -> str:
+        return ", ".join(str(c) for c in self.comparators)
+
+
+def _parse_comparator(part: str, whole: str) -> Comparator:
+    text = part.strip()
+    if not text:
+        raise ValueError(f"{whole!r}: empty comparator (stray comma?)")
+    op = next((o for o in _OPERATORS if text.startswith(o)), "")
+    rest = text[len(op) :].strip()
+    match = _PARTIAL_RE.match(rest)
+    if not match:
+        raise ValueError(
+            f"{whole!r}: {text!r} is not a version requirement "
+            '(expected e.g. "1.2.3", "^1.2", "~1.2.3", ">=1.2, <2", "=1.2.3" or "*")'
+        )
+    fields = [match.group("major"), match.group("minor"), match.group("patch")]
+    numbers: list[int | None] = []
+    wildcard_seen = False
+    for value in fields:
+        if value is None or value in ("*", "x", "X"):
+            wildcard_seen = wildcard_seen or value is not None
+            numbers.append(None)
+        elif wildcard_seen or (numbers and numbers[-1] is None):
+            raise ValueError(f"{whole!r}: {text!r} has a number after a wildcard")
+        else:
+            numbers.append(int(value))
+    major, minor, patch = numbers
+    pre = match.group("pre") or ""
+    if wildcard_seen:
+        if op and op != "=":
+            raise ValueError(f"{whole!r}: {text!r}: wildcards cannot follow {op!r}")
+        if pre:
+            raise ValueError(f"{whole!r}: {text!r}: a wildcard version has no pre-release")
+        return Comparator("*", major, minor, None)
+    return Comparator(op or "^", major, minor, patch, pre, implicit_caret=not op)
+
+
+def falco_requirement(version_text: str) -> Constraint:
+    """Falco's rule for what artifacts require: same major and ``>=`` (no 0.x special case).
+
+    ``"0.18.0"`` is satisfied by 0.19.2 but not by 1.0.0. Partial versions (``"0.10"``) are
+    completed with zeros; ValueError when ``version_text`` is not a version.
+    """
+    text = version_text.strip()
+    text = text[1:] if text[:1] in ("v", "V") else text
+    match = _PARTIAL_RE.match(text)
+    if not match or match.group("major") in ("*", "x", "X") or "*" in text:
+        raise ValueError(f"{version_text!r} is not a version")
+    minor, patch = match.group("minor"), match.group("patch")
+    if (minor is not None and not minor.isdigit()) or (patch is not None and not patch.isdigit()):
+        raise ValueError(f"{version_text!r} is not a version")
+    major = int(match.group("major"))
+    low = Comparator(">=", major, int(minor or 0), int(patch or 0), match.group("pre") or "")
+    return Constraint((low, Comparator("<", major + 1, 0, 0)))
+
+
+def requirement_version(name: str, version_text: str) -> str:
+    """A requirement's version as semver text; a legacy integer ``engine_version`` N means
+    0.N.0."""
+    text = version_text.strip()
+    if name == "engine_version" and text.isdigit():
+        return f"0.{int(text)}.0"
+    return text
+
+
+def caret_for(version: Version) -> str:
+    """What `add` writes for a resolved version, like `cargo add`: the bare version (= caret)."""
+    return str(version.replace(build=None))

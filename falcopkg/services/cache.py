@@ -4,6 +4,10 @@ Layout: ``<cache>/blobs/sha256/<hex>`` holds verified content only. Entries are 
 a temporary file in ``<cache>/tmp`` and renamed into place after their digest was checked,
 so concurrent processes can fill the cache at once: the last rename wins with identical
 bytes, and a reader never sees a partial entry.
+
+Other services keep their own subdirectories here (``metadata/``, ``indexes/``).
+``clean_cache`` empties it all; ``prune_cache`` removes what was not used for a while
+(see its docstring), ``cache_usage`` counts.
 """
 
 from __future__ import annotations
@@ -11,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from falcopkg.errors import IntegrityError
@@ -110,3 +117,106 @@ class BlobCache:
         for algorithm_dir in sorted(blobs.iterdir()):
             for entry in sorted(algorithm_dir.iterdir()):
                 yield f"{algorithm_dir.name}:{entry.name}"
+
+
+# --- maintenance: `falcopkg cache dir|clean|prune` ----------------------------------------
+
+# Temporary downloads younger than this may belong to a running falcopkg: prune keeps them.
+TEMP_GRACE_SECONDS = 3600.0
+DEFAULT_MAX_AGE_SECONDS = 30 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: CacheUsage) -> CacheUsage:
+        return CacheUsage(self.files + other.files, self.bytes + other.bytes)
+
+
+def cache_usage(root: Path) -> CacheUsage:
+    """How many files and bytes are under ``root``."""
+    usage = CacheUsage()
+    for path in _files_under(root):
+        with contextlib.suppress(OSError):
+            usage += CacheUsage(1, path.lstat().st_size)
+    return usage
+
+
+def clean_cache(root: Path) -> CacheUsage:
+    """Remove everything in the cache (blobs, metadata, indexes); returns what was removed.
+
+    Safe while another falcopkg runs: it downloads again what it misses.
+    """
+    removed = cache_usage(root)
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+    return removed
+
+
+def prune_cache(
+    root: Path, *, max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS, now: float | None = None
+) -> CacheUsage:
+    """Remove what no sync used for ``max_age_seconds``, and leftovers of interrupted runs.
+
+    There is no registry of the projects sharing a cache, so "unused" means "not read for a
+    while": a sync touches each blob it installs from (mtime), metadata and index entries
+    are rewritten when refreshed. Temporary files and staging directories older than an
+    hour are leftovers of killed processes.
+    """
+    current = time.time() if now is None else now
+    removed = CacheUsage()
+    tmp_dir = root / "tmp"
+    if tmp_dir.is_dir():
+        for entry in tmp_dir.iterdir():
+            if _age(entry, current) > TEMP_GRACE_SECONDS:
+                removed += _remove(entry)
+    for path in _files_under(root, skip=tmp_dir):
+        if _age(path, current) > max_age_seconds:
+            removed += _remove(path)
+    _remove_empty_directories(root)
+    return removed
+
+
+def _files_under(root: Path, skip: Path | None = None) -> Iterable[Path]:
+    for directory, dirnames, filenames in os.walk(root):
+        if skip is not None and Path(directory) == skip:
+            dirnames[:] = []
+            continue
+        for name in filenames:
+            yield Path(directory) / name
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.lstat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove(path: Path) -> CacheUsage:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            usage = cache_usage(path)
+            shutil.rmtree(path)
+            return usage
+        size = path.lstat().st_size
+        path.unlink()
+        return CacheUsage(1, size)
+    except OSError:
+        return CacheUsage()
+
+
+def _remove_empty_directories(root: Path) -> None:
+    # The skeleton stays: a concurrent download may be about to rename a blob into it.
+    skeleton = {root, root / "tmp", root / "blobs", *(root / "blobs").glob("*")}
+    for directory, _, _ in sorted(os.walk(root), key=lambda item: -len(item[0])):
+        if Path(directory) not in skeleton:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)  # only succeeds when empty

@@ -1,0 +1,82 @@
+"""Pulling an artifact (`registry pull`): pick the platform, download, verify, extract safely."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from falcopkg.artifact.platforms import host_platform
+from falcopkg.artifact.remote import PlatformManifest, RemoteArtifact, inspect_artifact
+from falcopkg.core.reference import DIGEST_RE
+from falcopkg.oci.client import RegistryClient
+from falcopkg.services.cache import BlobCache
+from falcopkg.services.extract import extract_into
+
+
+@dataclass(frozen=True)
+class PullResult:
+    artifact: RemoteArtifact
+    manifest: PlatformManifest
+    out_dir: Path
+    files: tuple[str, ...]  # relative to out_dir
+
+
+def pull_artifact(
+    client: RegistryClient,
+    repository: str,
+    reference: str,
+    platform: str | None,
+    out_dir: Path,
+    *,
+    cache: BlobCache | None = None,
+    max_bytes: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PullResult:
+    """Download the layer of ``reference`` for ``platform`` (default: this host) and extract
+    it into ``out_dir``. Single-manifest artifacts ignore the platform.
+
+    The layer is verified against its digest before extraction; with a ``cache`` it is kept
+    there (and taken from there next time). Unsafe archives are refused whole and nothing
+    is written (``services.extract``); ``max_bytes`` bounds the unpacked size (default:
+    ``$FALCOPKG_MAX_UNPACKED_SIZE`` or 1 GiB).
+    """
+    separator = "@" if DIGEST_RE.match(reference) else ":"
+    where = f"{client.host}/{repository}{separator}{reference}"
+    artifact = inspect_artifact(client, repository, reference)
+    chosen = artifact.select(platform or host_platform(), where=where)
+    layer = chosen.layer
+    with _layer_file(client, repository, layer.digest, layer.size, cache, progress) as archive:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        extracted = extract_into(
+            archive, where, out_dir, max_bytes=max_bytes, expected_digest=layer.digest
+        )
+    return PullResult(artifact, chosen, out_dir, tuple(f.path for f in extracted))
+
+
+@contextlib.contextmanager
+def _layer_file(
+    client: RegistryClient,
+    repository: str,
+    digest: str,
+    size: int,
+    cache: BlobCache | None,
+    progress: Callable[[int], None] | None,
+) -> Iterator[Path]:
+    """A verified local copy of the blob: from the cache, or downloaded (into the cache)."""
+    if cache is not None:
+        if not cache.has(digest):
+            tmp = cache.temp_path()
+            try:
+                client.download_blob(repository, digest, tmp, expected_size=size, progress=progress)
+                cache.adopt(tmp, digest, verified=True)
+            finally:
+                tmp.unlink(missing_ok=True)
+        yield cache.path_for(digest)
+        return
+    with tempfile.TemporaryDirectory(prefix="falcopkg-pull-") as work:
+        target = Path(work) / "layer.tar.gz"
+        client.download_blob(repository, digest, target, expected_size=size, progress=progress)
+        yield target

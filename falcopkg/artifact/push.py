@@ -1,0 +1,257 @@
+"""Pushing an artifact (SPEC §2, `registry push`): pack, describe, upload, tag.
+
+Everything is built locally first (layers, config, manifests), so bad input fails before
+the first request. Then blobs are uploaded (skipped when the repository has them), then
+the platform manifests by digest, then the root (image index for multi-platform types),
+and finally the root is tagged with every tag: ``X.Y.Z`` always, the reference's tag and
+``--tag`` values, and with ``--add-floating-tags`` also ``X.Y``, ``X`` and ``latest``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from falcopkg.artifact.config import (
+    STRICT_SEMVER_RE,
+    ArtifactConfig,
+    Dependency,
+    Requirement,
+)
+from falcopkg.artifact.pack import (
+    PackedLayer,
+    check_regular_files,
+    config_descriptor,
+    created_timestamp,
+    image_index_bytes,
+    image_manifest_bytes,
+    manifest_annotations,
+    prepare_layer,
+)
+from falcopkg.artifact.platforms import host_platform, platform_dict, validate_platform
+from falcopkg.artifact.rules_yaml import (
+    merge_dependencies,
+    merge_requirements,
+    read_rules_requirements,
+)
+from falcopkg.artifact.types import ArtifactType
+from falcopkg.core.reference import TAG_RE
+from falcopkg.core.versions import parse_version
+from falcopkg.errors import UsageError
+from falcopkg.oci.client import RegistryClient
+from falcopkg.oci.descriptor import Descriptor
+from falcopkg.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
+from falcopkg.services.cache import bytes_digest
+
+RULES_SUFFIXES = (".yaml", ".yml")
+# Stand-in for "now" in created annotations; a string pins it, None omits it.
+NOW = "now"
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    platform: str  # "" for single-manifest artifacts
+    digest: str
+    layer: PackedLayer  # its .path was a temporary file, gone after the push
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repository: str
+    digest: str  # the root: image manifest, or image index
+    media_type: str
+    tags: tuple[str, ...]
+    config: ArtifactConfig
+    manifests: tuple[PushedManifest, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def artifact_tags(version: str, extra: Sequence[str] = (), *, floating: bool = False) -> list[str]:
+    """Every tag a push applies, deduplicated in order: X.Y.Z, extras, then X.Y, X, latest.
+
+    Floating tags are not moved for pre-releases (a 2.0.0-rc.1 must not become `latest`).
+    """
+    version_tag = _check_version(version)
+    tags = [version_tag, *extra]
+    if floating:
+        parsed = parse_version(version_tag)
+        if parsed is not None and not parsed.prerelease:
+            tags += [f"{parsed.major}.{parsed.minor}", f"{parsed.major}", "latest"]
+    for tag in tags:
+        if not TAG_RE.match(tag):
+            raise UsageError(
+                f"invalid tag {tag!r}",
+                hint="tags are up to 128 letters, digits, '.', '_' or '-', not starting with '.' or '-'",
+            )
+    return list(dict.fromkeys(tags))
+
+
+def _check_version(version: str) -> str:
+    if not STRICT_SEMVER_RE.match(version):
+        raise UsageError(
+            f"invalid --version {version!r}: not a semver version",
+            hint="write MAJOR.MINOR.PATCH, e.g. `--version 1.2.3` (no leading v)",
+        )
+    return version
+
+
+def pair_platforms(
+    artifact_type: ArtifactType, files: Sequence[Path], platforms: Sequence[str]
+) -> list[tuple[str, Path]]:
+    """``--platform`` values paired with FILEs in order, as falcoctl does.
+
+    Multi-platform types need one platform per file (one file with no platform means the
+    host's); other types take no platform at all.
+    """
+    if not files:
+        raise UsageError(
+            "no FILE to push", hint="pass the files of the artifact after the reference"
+        )
+    if not artifact_type.multi_platform:
+        if platforms:
+            raise UsageError(
+                f"--platform is only for multi-platform artifacts, not {artifact_type.name}",
+                hint="drop --platform; a single manifest serves every platform",
+            )
+        return [("", path) for path in files]
+    checked = [validate_platform(p) for p in platforms]
+    if not checked and len(files) == 1:
+        checked = [host_platform()]
+    if len(checked) != len(files):
+        raise UsageError(
+            f"{len(files)} file(s) but {len(checked)} --platform value(s): a {artifact_type.name} "
+            "needs one --platform per file, in the same order",
+            hint="e.g. `--platform linux/amd64 libx-amd64.tar.gz --platform linux/arm64 "
+            "libx-arm64.tar.gz`",
+        )
+    duplicates = sorted({p for p in checked if checked.count(p) > 1})
+    if duplicates:
+        raise UsageError(f"platform {duplicates[0]} is given more than once")
+    return list(zip(checked, files, strict=True))
+
+
+def config_from_rules_files(files: Sequence[Path]) -> tuple[list[Dependency], list[Requirement]]:
+    """Dependencies and requirements declared by the raw YAML rules files among ``files``."""
+    dependencies: list[Dependency] = []
+    requirements: list[Requirement] = []
+    for path in files:
+        if path.suffix.lower() not in RULES_SUFFIXES:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        deps, reqs = read_rules_requirements(text, str(path))
+        dependencies += deps
+        requirements += reqs
+    return merge_dependencies(dependencies), merge_requirements(requirements)
+
+
+def push_artifact(
+    client: RegistryClient,
+    repository: str,
+    artifact_type: ArtifactType,
+    files: Sequence[Path],
+    *,
+    version: str,
+    platforms: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    add_floating_tags: bool = False,
+    name: str | None = None,
+    dependencies: Sequence[Dependency] = (),
+    requirements: Sequence[Requirement] = (),
+    annotation_source: str | None = None,
+    created: str | None = NOW,
+    log: Log | None = None,
+) -> PushResult:
+    """Push ``files`` as one artifact of ``artifact_type`` and tag it.
+
+    ``dependencies``/``requirements`` are the explicit ones (--depends-on/--requires); for
+    types that read rules YAML, what raw YAML files declare fills in the names not given.
+    ``name`` defaults to the repository's last component, as falcoctl does. ``created`` is
+    an RFC 3339 time, ``NOW``, or None to leave the annotation out.
+    """
+    say = log or (lambda _message: None)
+    all_tags = artifact_tags(version, tags, floating=add_floating_tags)
+    warnings: list[str] = []
+    parsed_version = parse_version(version)
+    if add_floating_tags and parsed_version is not None and parsed_version.prerelease:
+        warnings.append(
+            f"{version} is a pre-release: floating tags (X.Y, X, latest) were not moved"
+        )
+    pairs = pair_platforms(artifact_type, files, platforms)
+    check_regular_files(files)
+
+    config = ArtifactConfig(
+        name=name or repository.rsplit("/", 1)[-1],
+        version=version,
+        dependencies=tuple(dependencies),
+        requirements=tuple(requirements),
+    )
+    if artifact_type.reads_rules_yaml:
+        config = config.filled_from(*config_from_rules_files(files))
+    config_bytes = config.to_json_bytes()
+    config_desc = config_descriptor(artifact_type.config_media_type, config_bytes)
+    created_value = created_timestamp() if created == NOW else created
+    annotations = manifest_annotations(created=created_value, source=annotation_source)
+
+    with tempfile.TemporaryDirectory(prefix="falcopkg-push-") as work:
+        work_dir = Path(work)
+        # One layer per platform for multi-platform types, else one layer of every file.
+        if artifact_type.multi_platform:
+            layers = [
+                (platform, prepare_layer([path], work_dir / str(number)))
+                for number, (platform, path) in enumerate(pairs)
+            ]
+        else:
+            layers = [("", prepare_layer([path for _, path in pairs], work_dir / "layer"))]
+        manifests = [
+            image_manifest_bytes(
+                config_desc, layer.descriptor(artifact_type.layer_media_type), annotations
+            )
+            for _, layer in layers
+        ]
+
+        say(f"Uploading config ({config_desc.size} bytes)")
+        client.upload_blob(repository, config_bytes, config_desc.digest, config_desc.size)
+        for platform, layer in layers:
+            label = f" for {platform}" if platform else ""
+            uploaded = client.upload_blob(repository, layer.path, layer.digest, layer.size)
+            state = "Uploaded" if uploaded else "Already present:"
+            say(f"{state} layer {layer.title}{label} ({layer.size} bytes, {layer.digest})")
+
+        pushed: list[PushedManifest] = []
+        for (platform, layer), manifest in zip(layers, manifests, strict=True):
+            digest = client.put_manifest(repository, bytes_digest(manifest), manifest, OCI_MANIFEST)
+            pushed.append(PushedManifest(platform, digest, layer))
+
+    if artifact_type.multi_platform:
+        entries = [
+            Descriptor(
+                OCI_MANIFEST, item.digest, len(manifest), platform=platform_dict(item.platform)
+            )
+            for item, manifest in zip(pushed, manifests, strict=True)
+        ]
+        index_annotations = manifest_annotations(created=None, source=annotation_source)
+        root_bytes, root_type = image_index_bytes(entries, index_annotations), OCI_INDEX
+    else:
+        root_bytes, root_type = manifests[0], OCI_MANIFEST
+    for tag in all_tags:
+        client.put_manifest(repository, tag, root_bytes, root_type)
+        say(f"Tagged {client.host}/{repository}:{tag}")
+
+    return PushResult(
+        repository=repository,
+        digest=bytes_digest(root_bytes),
+        media_type=root_type,
+        tags=tuple(all_tags),
+        config=config,
+        manifests=tuple(pushed),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,191 @@
+"""Inspecting an artifact in a registry: root → platform manifests → config (SPEC §2).
+
+``inspect_artifact`` fetches the root manifest (an image manifest, or an image index for
+multi-platform types), every platform manifest by its digest (verified by the client), and
+the config blob (verified). The artifact type is read from layer 0's media type, falling
+back to the config's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from falcopkg.artifact.config import ArtifactConfig
+from falcopkg.artifact.types import ARTIFACT_TYPES, ArtifactType, type_for_media_type
+from falcopkg.core.reference import DIGEST_RE
+from falcopkg.errors import FalcopkgError
+from falcopkg.oci import mediatypes
+from falcopkg.oci.client import RegistryClient
+from falcopkg.oci.descriptor import Descriptor, FetchedManifest
+from falcopkg.oci.errors import InvalidManifestError
+
+# Configs are a few hundred bytes; anything near this is not a Falco config.
+MAX_CONFIG_BYTES = 1024 * 1024
+SINGLE_PLATFORM = ""
+
+
+class UnknownArtifactTypeError(FalcopkgError):
+    """The artifact's media types match no known artifact type."""
+
+
+class PlatformNotFoundError(FalcopkgError):
+    """The artifact has no manifest for the requested platform."""
+
+
+@dataclass(frozen=True)
+class PlatformManifest:
+    """One image manifest of an artifact: its platform ("" for single-manifest artifacts)."""
+
+    platform: str
+    manifest_digest: str
+    config_digest: str
+    layer: Descriptor
+
+    @property
+    def title(self) -> str | None:
+        """The archive name (org.opencontainers.image.title) of the layer, if any."""
+        annotations = self.layer.annotations or {}
+        return annotations.get("org.opencontainers.image.title")
+
+
+@dataclass(frozen=True)
+class RemoteArtifact:
+    repository: str
+    root_digest: str
+    root_media_type: str
+    type: ArtifactType
+    config: ArtifactConfig
+    platforms: dict[str, PlatformManifest]
+    # The root manifest's annotations (created, source …); empty when it has none.
+    annotations: dict[str, str] | None = None
+
+    @property
+    def is_index(self) -> bool:
+        return mediatypes.is_index(self.root_media_type)
+
+    @property
+    def platform_names(self) -> list[str]:
+        """Platforms in sorted order (empty for single-manifest artifacts)."""
+        return sorted(p for p in self.platforms if p != SINGLE_PLATFORM)
+
+    def select(self, platform: str | None, *, where: str | None = None) -> PlatformManifest:
+        """The manifest for ``platform``; a single-manifest artifact serves every platform.
+
+        PlatformNotFoundError lists the platforms there are.
+        """
+        single = self.platforms.get(SINGLE_PLATFORM)
+        if single is not None:
+            return single
+        if platform is not None and platform in self.platforms:
+            return self.platforms[platform]
+        available = ", ".join(self.platform_names) or "none"
+        name = where or f"{self.repository}@{self.root_digest}"
+        raise PlatformNotFoundError(
+            f"{name} has no manifest for platform {platform}; available: {available}",
+            hint=f"pass `--platform` with one of: {available}",
+        )
+
+
+def inspect_artifact(client: RegistryClient, repository: str, reference: str) -> RemoteArtifact:
+    """Resolve ``reference`` (tag or digest) in ``repository`` to its manifests and config."""
+    where = _where(client, repository, reference)
+    accept = (*mediatypes.MANIFEST_MEDIA_TYPES,)
+    expected = reference if DIGEST_RE.match(reference) else None
+    root = client.get_manifest(repository, reference, accept=accept, expected_digest=expected)
+    root_body = _json(root, where)
+    platforms: dict[str, PlatformManifest] = {}
+    manifest_bodies: dict[str, dict[str, Any]] = {}
+    if mediatypes.is_index(root.media_type):
+        for entry in _index_entries(root_body, where):
+            name = entry.platform_name
+            if name is None or name in platforms or name.startswith("unknown/"):
+                # Attestations and duplicates are not installable platforms.
+                continue
+            manifest = client.get_manifest(
+                repository,
+                entry.digest,
+                accept=sorted(mediatypes.IMAGE_MANIFEST_TYPES),
+                expected_digest=entry.digest,
+            )
+            body = _json(manifest, f"{where} ({name})")
+            platforms[name] = _platform_manifest(name, manifest, body, f"{where} ({name})")
+            manifest_bodies[name] = body
+        if not platforms:
+            raise InvalidManifestError(
+                f"image index of {where} lists no platform manifests",
+                hint="the artifact is broken upstream; ask its publisher",
+            )
+    elif mediatypes.is_image_manifest(root.media_type):
+        platforms[SINGLE_PLATFORM] = _platform_manifest(SINGLE_PLATFORM, root, root_body, where)
+        manifest_bodies[SINGLE_PLATFORM] = root_body
+    else:
+        raise UnknownArtifactTypeError(
+            f"{where} is a {root.media_type!r}, not an OCI image manifest or index",
+            hint="falcopkg handles Falco artifacts pushed by falcoctl or falcopkg",
+        )
+
+    first = platforms[min(platforms)]
+    config_media_type = _config_descriptor(manifest_bodies[min(platforms)], where).media_type
+    artifact_type = type_for_media_type(first.layer.media_type) or type_for_media_type(
+        config_media_type
+    )
+    if artifact_type is None:
+        known = ", ".join(ARTIFACT_TYPES)
+        raise UnknownArtifactTypeError(
+            f"{where} is not a Falco artifact: layer media type {first.layer.media_type!r} "
+            f"and config media type {config_media_type!r} are unknown",
+            hint=f"falcopkg knows the artifact types {known}",
+        )
+    config_bytes = client.get_blob_bytes(repository, first.config_digest, max_size=MAX_CONFIG_BYTES)
+    config = ArtifactConfig.from_json(config_bytes, source=f"config of {where}")
+    annotations = root_body.get("annotations")
+    return RemoteArtifact(
+        repository=repository,
+        root_digest=root.digest,
+        root_media_type=root.media_type,
+        type=artifact_type,
+        config=config,
+        platforms=platforms,
+        annotations=dict(annotations) if isinstance(annotations, dict) else None,
+    )
+
+
+def _where(client: RegistryClient, repository: str, reference: str) -> str:
+    separator = "@" if DIGEST_RE.match(reference) else ":"
+    return f"{client.host}/{repository}{separator}{reference}"
+
+
+def _json(manifest: FetchedManifest, where: str) -> dict[str, Any]:
+    try:
+        return manifest.json()
+    except InvalidManifestError as exc:
+        raise InvalidManifestError(f"{where}: {exc.message}") from None
+
+
+def _index_entries(body: dict[str, Any], where: str) -> list[Descriptor]:
+    entries = body.get("manifests")
+    if not isinstance(entries, list):
+        raise InvalidManifestError(f"image index of {where} has no `manifests` list")
+    return [
+        Descriptor.from_dict(entry, context=f"{where} manifests[{number}]")
+        for number, entry in enumerate(entries)
+    ]
+
+
+def _config_descriptor(body: dict[str, Any], where: str) -> Descriptor:
+    return Descriptor.from_dict(body.get("config"), context=f"{where} config")
+
+
+def _platform_manifest(
+    platform: str, manifest: FetchedManifest, body: dict[str, Any], where: str
+) -> PlatformManifest:
+    config = _config_descriptor(body, where)
+    layers = body.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise InvalidManifestError(
+            f"{where} has no layers",
+            hint="a Falco artifact has exactly one layer; the artifact is broken upstream",
+        )
+    layer = Descriptor.from_dict(layers[0], context=f"{where} layers[0]")
+    return PlatformManifest(platform, manifest.digest, config.digest, layer)

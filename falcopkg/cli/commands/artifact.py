@@ -1,0 +1,410 @@
+"""`falcopkg artifact search|list|info` (SPEC §3, §4, §10); `install` comes from its own module.
+
+search and list work on cached indexes only (fetched once when missing) and must start
+fast: nothing here imports requests, YAML or tomlkit at module level, and the cached path
+never imports them at all. `info` asks the registry for tags, floating tags, platforms,
+dependencies and requirements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import click
+
+from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.core.index import IndexEntry
+from falcopkg.errors import FalcopkgError
+from falcopkg.services.indexes import IndexStore, LoadedIndex
+
+if TYPE_CHECKING:
+    from falcopkg.artifact.remote import RemoteArtifact
+    from falcopkg.oci.client import RegistryClient, RegistryPool
+
+DESCRIPTION_WIDTH = 60
+HEAD_WORKERS = 8
+
+
+# -- install (from the installer's module, loaded only when used) ------------------------------
+
+
+INSTALL_MODULE = "falcopkg.cli.commands.artifact_install"
+
+
+def _install_command() -> click.Command | None:
+    """`artifact install` from its own module; None while that module does not exist.
+
+    Imported on demand rather than at the top so that `artifact search` does not pay for
+    the installer's imports.
+    """
+    import importlib
+
+    try:
+        module = importlib.import_module(INSTALL_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != INSTALL_MODULE:
+            raise
+        return None
+    command = getattr(module, "install", None)
+    return command if isinstance(command, click.Command) else None
+
+
+class _ArtifactGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        import importlib.util
+
+        names = set(super().list_commands(ctx))
+        if importlib.util.find_spec(INSTALL_MODULE) is not None:
+            names.add("install")
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "install" and "install" not in self.commands:
+            command = _install_command()
+            if command is not None:
+                self.add_command(command, "install")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_ArtifactGroup)
+def artifact() -> None:
+    """Search, inspect and install artifacts."""
+
+
+# -- shared: which indexes --------------------------------------------------------------------
+
+
+def load_indexes(app: AppContext, only: Sequence[str] = ()) -> list[LoadedIndex]:
+    """The indexes read-only commands use (project, else user config, else the official one).
+
+    Cached copies are used as they are; missing ones are fetched now.
+    """
+    from falcopkg.services.userconfig import DEFAULT_INDEX_HINT, effective_indexes
+
+    effective = effective_indexes(app.find_manifest())
+    configs = effective.configs
+    if effective.is_default:
+        app.console.info(f"note: {DEFAULT_INDEX_HINT}")
+        app.console.info("hint: add your own with `falcopkg index add NAME URL`")
+    if only:
+        by_name = {config.name: config for config in configs}
+        unknown = [name for name in only if name not in by_name]
+        if unknown:
+            where = effective.source or "the default configuration"
+            raise FalcopkgError(
+                f"no index named {', '.join(repr(n) for n in unknown)} in {where}",
+                hint="run `falcopkg index list` to see the configured indexes",
+            )
+        configs = [by_name[name] for name in dict.fromkeys(only)]
+    return IndexStore(app.cache_dir).load_all(configs)
+
+
+def _ranked(
+    indexes: Sequence[LoadedIndex], keywords: Sequence[str], type_: str | None
+) -> list[tuple[IndexEntry, str]]:
+    """Matching entries of every index, best first, with the name of their index.
+
+    Ranking reads the cached rows; only the entries it returns are built.
+    """
+    from bisect import bisect_right
+
+    from falcopkg.core.index import SearchCandidate, rank
+
+    candidates: list[SearchCandidate] = []
+    starts: list[int] = []
+    for index in indexes:
+        starts.append(len(candidates))
+        candidates.extend(index.candidates())
+    results = []
+    for position in rank(candidates, keywords, type_):
+        number = bisect_right(starts, position) - 1
+        index = indexes[number]
+        results.append((index.entry_at(position - starts[number]), index.name))
+    return results
+
+
+def _print_entries(
+    app: AppContext, results: Sequence[tuple[IndexEntry, str]], as_json: bool
+) -> None:
+    if as_json:
+        app.console.json([_entry_json(entry, index_name) for entry, index_name in results])
+        return
+    if not results:
+        return
+    rows = [
+        (entry.name, entry.type, index_name, entry.reference, _shorten(entry.description))
+        for entry, index_name in results
+    ]
+    app.console.data(render_table(("NAME", "TYPE", "INDEX", "REFERENCE", "DESCRIPTION"), rows))
+
+
+def _entry_json(entry: IndexEntry, index_name: str) -> dict[str, Any]:
+    """The entry as the index wrote it, plus where it came from and its reference."""
+    return {"index": index_name, "reference": entry.reference, **entry.to_dict()}
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces; the last column is not padded."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = []
+    for row in (headers, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths[:-1], strict=True)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)
+
+
+def _shorten(text: str, width: int = DESCRIPTION_WIDTH) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+# -- search / list ----------------------------------------------------------------------------
+
+
+@artifact.command()
+@click.argument("keywords", nargs=-1, required=True)
+@click.option("--type", "type_", metavar="TYPE", help="Only artifacts of this type.")
+@click.option("--index", "index_names", multiple=True, metavar="NAME", help="Only this index.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def search(
+    app: AppContext,
+    keywords: tuple[str, ...],
+    type_: str | None,
+    index_names: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Find artifacts by name, keyword or description (best matches first)."""
+    results = _ranked(load_indexes(app, index_names), keywords, type_)
+    _print_entries(app, results, as_json)
+    if not results:
+        app.console.info(f"no artifact matches {' '.join(keywords)}")
+
+
+@artifact.command("list")
+@click.option("--type", "type_", metavar="TYPE", help="Only artifacts of this type.")
+@click.option("--index", "index_names", multiple=True, metavar="NAME", help="Only this index.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def list_(app: AppContext, type_: str | None, index_names: tuple[str, ...], as_json: bool) -> None:
+    """List every artifact of the indexes."""
+    results = _ranked(load_indexes(app, index_names), (), type_)  # no keywords: index order
+    _print_entries(app, results, as_json)
+    if not results:
+        app.console.info("no artifacts")
+
+
+# -- info ---------------------------------------------------------------------------------------
+
+
+class ArtifactInfo(NamedTuple):
+    """What `artifact info` shows: index metadata plus the registry's view."""
+
+    reference: str  # registry/repository
+    entry: IndexEntry | None
+    index_name: str | None
+    tags: list[str]
+    versions: list[str]  # semver tags, newest first
+    floating: dict[str, str | None]  # alias tag -> the version tag it points to
+    selected_tag: str | None
+    remote: RemoteArtifact
+
+
+@artifact.command()
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--plain-http", is_flag=True, help="Talk plain HTTP to the registry.")
+@pass_app
+def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
+    """Show an artifact: index metadata, versions, floating tags, platforms, dependencies.
+
+    REF is an index name or a registry reference, with an optional :tag or @digest
+    (default: the newest version).
+    """
+    from falcopkg.core.reference import parse_reference
+    from falcopkg.services.indexes import resolve_reference
+
+    reference = parse_reference(ref)
+    indexes = load_indexes(app) if reference.is_index_name else []
+    located, entry, index_name = resolve_reference(reference, indexes)
+    assert located.registry is not None
+    with _registry_pool(app, plain_http) as pool:
+        details = _gather(pool.client(located.registry), located.repository, located.version_ref)
+    result = ArtifactInfo(
+        reference=located.locator,
+        entry=entry,
+        index_name=index_name,
+        tags=details[0],
+        versions=details[1],
+        floating=details[2],
+        selected_tag=details[3],
+        remote=details[4],
+    )
+    if as_json:
+        app.console.json(_info_json(result))
+    else:
+        app.console.data(_info_text(result))
+
+
+def _registry_pool(app: AppContext, plain_http: bool) -> RegistryPool:
+    """Per-registry options from the project's ``[registries."host"]`` tables, if any."""
+    from falcopkg.oci.client import RegistryOptions, RegistryPool
+
+    options: dict[str, RegistryOptions] = {}
+    manifest_path = app.find_manifest()
+    if manifest_path is not None:
+        from falcopkg.core.manifest import load_manifest
+
+        for host, settings in load_manifest(manifest_path).registries.items():
+            options[host] = RegistryOptions(
+                plain_http=settings.plain_http,
+                insecure=settings.insecure,
+                ca_file=settings.ca_file,
+            )
+    return RegistryPool(options, plain_http=plain_http, warn=app.console.warn)
+
+
+def _gather(
+    client: RegistryClient, repository: str, version_ref: str | None
+) -> tuple[list[str], list[str], dict[str, str | None], str | None, RemoteArtifact]:
+    """Tags, versions (newest first), floating tags, the selected tag and the artifact."""
+    from falcopkg.artifact.remote import inspect_artifact
+    from falcopkg.core.reference import DIGEST_RE
+    from falcopkg.core.versions import semver_tags
+
+    tags = client.list_tags(repository)
+    ordered = semver_tags(tags)
+    versions = [tag for _, tag in ordered]
+    # Like resolution (§4): the newest release; a pre-release only when there is nothing else.
+    stable = [tag for version, tag in ordered if not version.prerelease]
+    version_set = set(versions)
+    aliases = sorted(tag for tag in tags if tag not in version_set)
+    selected = version_ref
+    if selected is None:
+        if versions:
+            selected = (stable or versions)[0]
+        elif "latest" in tags:
+            selected = "latest"
+        else:
+            raise FalcopkgError(
+                f"{client.host}/{repository} has no tags",
+                hint="push a version first, e.g. `falcopkg registry push …`",
+            )
+    pinned = DIGEST_RE.match(selected) is not None
+    # Digests are needed to tell what floating tags (and a pinned digest) point to.
+    digests = _tag_digests(client, repository, [*aliases, *versions]) if aliases or pinned else {}
+    by_digest: dict[str, str] = {}
+    for tag in reversed(versions):  # newest wins when several versions share a digest
+        if tag in digests:
+            by_digest[digests[tag]] = tag
+    floating: dict[str, str | None] = {
+        alias: by_digest.get(digests.get(alias, "")) for alias in aliases
+    }
+    remote = inspect_artifact(client, repository, selected)
+    selected_tag = by_digest.get(remote.root_digest) if pinned else selected
+    return tags, versions, floating, selected_tag, remote
+
+
+def _tag_digests(client: RegistryClient, repository: str, tags: Sequence[str]) -> dict[str, str]:
+    """Manifest digest of each tag (HEAD requests in parallel); missing tags are skipped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def head(tag: str) -> tuple[str, str | None]:
+        descriptor = client.head_manifest(repository, tag)
+        return tag, descriptor.digest if descriptor is not None else None
+
+    with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, max(1, len(tags)))) as pool:
+        return {tag: digest for tag, digest in pool.map(head, tags) if digest is not None}
+
+
+def _info_json(result: ArtifactInfo) -> dict[str, Any]:
+    remote = result.remote
+    entry = result.entry
+    data: dict[str, Any] = {
+        "name": entry.name if entry else result.reference.rsplit("/", 1)[-1],
+        "reference": result.reference,
+        "index": result.index_name,
+        "type": remote.type.name,
+        # What the index says (null for a registry reference).
+        "index_entry": entry.to_dict() if entry else None,
+        "versions": result.versions,
+        "floating_tags": result.floating,
+        "selected": {
+            "tag": result.selected_tag,
+            "version": remote.config.version or None,
+            "digest": remote.root_digest,
+            "media_type": remote.root_media_type,
+            "platforms": {
+                name: {
+                    "manifest": manifest.manifest_digest,
+                    "config": manifest.config_digest,
+                    "layer": {"digest": manifest.layer.digest, "size": manifest.layer.size},
+                }
+                for name, manifest in sorted(remote.platforms.items())
+                if name
+            },
+            "dependencies": [dep.to_dict() for dep in remote.config.dependencies],
+            "requirements": [req.to_dict() for req in remote.config.requirements],
+        },
+    }
+    return data
+
+
+def _info_text(result: ArtifactInfo) -> str:
+    remote = result.remote
+    entry = result.entry
+    name = entry.name if entry else result.reference.rsplit("/", 1)[-1]
+    rows: list[tuple[str, str]] = [("reference", result.reference)]
+    if result.index_name:
+        rows.append(("index", result.index_name))
+    if entry is not None:
+        rows += [
+            (label, value)
+            for label, value in (
+                ("description", " ".join(entry.description.split())),
+                ("home", entry.home),
+                ("keywords", ", ".join(entry.keywords)),
+                ("license", entry.license),
+                ("sources", ", ".join(entry.sources)),
+            )
+            if value
+        ]
+    rows.append(("versions", ", ".join(result.versions) or "(none)"))
+    if result.floating:
+        rows.append(
+            (
+                "floating tags",
+                ", ".join(
+                    f"{alias} -> {target or '?'}" for alias, target in result.floating.items()
+                ),
+            )
+        )
+    shown = result.selected_tag or remote.root_digest
+    rows.append(("selected", f"{shown} ({remote.root_digest})" if result.selected_tag else shown))
+    platforms = remote.platform_names
+    rows.append(("platforms", ", ".join(platforms) if platforms else "any (single manifest)"))
+    rows.append(
+        (
+            "dependencies",
+            ", ".join(_dependency_text(d) for d in remote.config.dependencies) or "none",
+        )
+    )
+    rows.append(
+        (
+            "requirements",
+            ", ".join(f"{r.name} {r.version}" for r in remote.config.requirements) or "none",
+        )
+    )
+    width = max(len(label) for label, _ in rows) + 1
+    header = f"{name} ({remote.type.name})"
+    return "\n".join(
+        [header, *(f"  {(label + ':').ljust(width)} {value}" for label, value in rows)]
+    )
+
+
+def _dependency_text(dependency: Any) -> str:
+    text = f"{dependency.name} {dependency.version}"
+    if dependency.alternatives:
+        text += " (or " + ", ".join(f"{a.name} {a.version}" for a in dependency.alternatives) + ")"
+    return text

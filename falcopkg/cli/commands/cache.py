@@ -1,0 +1,70 @@
+"""`falcopkg cache dir|clean|prune`: where the blob cache is, and keeping it small."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.errors import UsageError
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w``; a bare number means days."""
+    match = _DURATION_RE.match(text)
+    if match is None:
+        raise UsageError(
+            f"invalid duration {text!r} for --max-age",
+            hint="write a number with a unit: 30d, 12h, 90m, 45s, 2w",
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+@click.group()
+def cache() -> None:
+    """Inspect and clean the blob cache."""
+
+
+@cache.command("dir")
+@pass_app
+def dir_(app: AppContext) -> None:
+    """Print the cache directory."""
+    app.console.data(str(app.cache_dir))
+
+
+@cache.command()
+@pass_app
+def clean(app: AppContext) -> None:
+    """Remove everything from the cache (blobs, metadata, indexes)."""
+    from falcopkg.services.cache import clean_cache
+    from falcopkg.services.fetch import format_size
+
+    removed = clean_cache(app.cache_dir)
+    app.console.info(
+        f"Removed {removed.files} files ({format_size(removed.bytes)}) from {app.cache_dir}"
+    )
+
+
+@cache.command()
+@click.option(
+    "--max-age",
+    default="30d",
+    show_default=True,
+    help="Remove what was not used for this long (30d, 12h, 90m …).",
+)
+@pass_app
+def prune(app: AppContext, max_age: str) -> None:
+    """Remove blobs and metadata not used for a while, and leftovers of interrupted runs."""
+    from falcopkg.services.cache import cache_usage, prune_cache
+    from falcopkg.services.fetch import format_size
+
+    removed = prune_cache(app.cache_dir, max_age_seconds=parse_duration(max_age))
+    left = cache_usage(app.cache_dir)
+    app.console.info(
+        f"Pruned {removed.files} files ({format_size(removed.bytes)}); "
+        f"{left.files} files ({format_size(left.bytes)}) remain in {app.cache_dir}"
+    )

@@ -1,0 +1,682 @@
+"""Resolution (SPEC §6): the newest versions that satisfy every constraint, or why none do.
+
+Pure: every fact about artifacts comes from a :class:`MetadataProvider` (the registry in
+production, a dict in tests).
+
+Why our own backtracking instead of resolvelib: an alternatives group (``k8saudit`` or
+``k8saudit-eks`` …) is satisfied by whichever member the manifest declares *or another
+artifact brings in*, and only when none does is the first member added. Which member
+satisfies a group therefore depends on the rest of the solution; resolvelib's requirements
+each name one identifier fixed up front, so the group would need a virtual package kept in
+step with its real members. The graphs are small (rulesfiles → plugins), so a depth-first
+search over names in the order they become needed, newest candidate first, with forward
+checks of each new constraint, is simple and fast, and lets conflicts be explained in
+Falco terms ("falco-rules 4.1.0 requires container >=0.4.0, <1.0.0, but falco.toml
+requires container = "0.3"").
+
+Order of decisions: manifest dependencies first (in manifest order), then transitive ones
+as they appear; alternatives groups nobody satisfied are settled last. A preferred version
+(the current lock's pin) is tried first when it still satisfies everything.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from falcopkg.artifact.config import Dependency
+from falcopkg.core.lockfile import LockedPlatform, unmet_requirements
+from falcopkg.core.manifest import DependencySpec, TargetSettings
+from falcopkg.core.versions import Constraint, Version, falco_requirement, parse_version
+from falcopkg.errors import FalcopkgError, ResolutionError
+
+MANIFEST_ORIGIN = "falco.toml"
+MAX_LINES = 12  # conflict lines shown in one error
+RECURSION_LIMIT = 50_000
+LOOKAHEAD_LEVELS = 3  # rulesfile → plugin → …: levels of dependencies prefetched at once
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an artifact lives: ``host/repo``, the index that named it, its index type."""
+
+    source: str
+    index: str | None = None
+    type: str | None = None
+
+
+@dataclass(frozen=True)
+class CandidateMetadata:
+    """What one artifact version declares.
+
+    ``platforms`` maps ``os/arch`` to the platform manifest and layer for multi-platform
+    types (plugins); single-manifest types use the key ``""``. ``dependencies`` and
+    ``requirements`` unite the config's and the rules YAML's (``merge_dependencies``);
+    ``version`` is the config's version.
+    """
+
+    type: str
+    digest: str
+    version: str | None = None
+    dependencies: tuple[Dependency, ...] = ()
+    requirements: Mapping[str, str] = field(default_factory=dict)
+    platforms: Mapping[str, LockedPlatform] = field(default_factory=dict)
+
+    @property
+    def is_multi_platform(self) -> bool:
+        return "" not in self.platforms
+
+
+class MetadataProvider(Protocol):
+    def locate(self, name: str) -> Location:
+        """Where ``name`` lives (manifest ``ref``/``index``, else the first index naming it)."""
+        ...
+
+    def versions(self, name: str) -> list[tuple[Version, str]]:
+        """The semver tags of ``name``'s repository, newest first, with the tag of each."""
+        ...
+
+    def metadata(self, name: str, reference: str) -> CandidateMetadata:
+        """The metadata of ``name`` at a tag or digest."""
+        ...
+
+    def prefetch(self, requests: Sequence[tuple[str, str | None]]) -> None:
+        """Warm up ``(name, None)`` version lists and ``(name, tag)`` metadata, in parallel
+        if the provider can; errors are left for the real call to raise."""
+        ...
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``parent`` (None: falco.toml) needs ``child`` with ``constraint``."""
+
+    parent: str | None
+    child: str
+    constraint: str
+
+
+@dataclass(frozen=True)
+class ResolvedArtifact:
+    name: str
+    version: Version | None
+    reference: str  # the tag or digest the metadata was read from
+    metadata: CandidateMetadata
+    location: Location
+    tag: str | None = None  # the pinned tag of a tag pin
+    dependencies: tuple[str, ...] = ()  # chosen names this artifact needs
+    dependency_constraints: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return _label(self.name, self.version, self.metadata.digest)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    artifacts: dict[str, ResolvedArtifact]
+    edges: tuple[Edge, ...]
+
+
+# --- search state ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Need:
+    """One constraint on a name and who set it, for checks and for messages."""
+
+    name: str
+    constraint: Constraint | None  # None: a manifest pin, which takes what the pin names
+    origin: str  # "falco.toml" or "falco-rules 4.1.0"
+    statement: str  # how the origin says it: 'container = "0.3"' / "container >=0.4.0, <1.0.0"
+    parent: str | None = None
+    from_group: bool = False  # settled from an alternatives group (depends on other choices)
+
+    def describe(self) -> str:
+        return f"{self.origin} requires {self.statement}"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    name: str
+    version: Version | None
+    reference: str
+    metadata: CandidateMetadata
+
+    @property
+    def label(self) -> str:
+        return _label(self.name, self.version, self.metadata.digest)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """A dependency with alternatives, waiting for one of its members."""
+
+    dependency: Dependency
+    parent: str  # the name of the artifact that declared it
+
+
+@dataclass(frozen=True)
+class _State:
+    chosen: dict[str, _Candidate] = field(default_factory=dict)
+    needs: dict[str, tuple[_Need, ...]] = field(default_factory=dict)
+    order: tuple[str, ...] = ()
+    groups: tuple[_Group, ...] = ()
+
+    def with_need(self, need: _Need) -> _State:
+        needs = dict(self.needs)
+        needs[need.name] = (*needs.get(need.name, ()), need)
+        order = self.order if need.name in self.order else (*self.order, need.name)
+        return replace(self, needs=needs, order=order)
+
+    def next_name(self) -> str | None:
+        return next((name for name in self.order if name not in self.chosen), None)
+
+
+@dataclass
+class _Failure:
+    """Why a branch failed, and which decisions (names) could change that.
+
+    ``culprits`` drives backjumping: a failure that no choice of name N took part in is
+    returned past N at once instead of retrying N's other versions (which would fail the
+    same way, exponentially often). None means "unknown: retry everything".
+    """
+
+    lines: list[str]
+    hints: list[str] = field(default_factory=list)
+    culprits: frozenset[str] | None = frozenset()
+
+    @classmethod
+    def merge(cls, failures: Sequence[_Failure], culprits: frozenset[str] | None) -> _Failure:
+        lines = list(dict.fromkeys(line for f in failures for line in f.lines))
+        hints = list(dict.fromkeys(hint for f in failures for hint in f.hints))
+        return cls(lines, hints, culprits)
+
+
+def _culprits(needs: Sequence[_Need], *extra: str | None) -> frozenset[str] | None:
+    """The decisions behind ``needs`` (the artifacts that set them) plus ``extra`` names."""
+    if any(need.from_group for need in needs):
+        return None
+    names = {need.parent for need in needs} | set(extra)
+    return frozenset(name for name in names if name is not None)
+
+
+def _label(name: str, version: Version | None, digest: str) -> str:
+    return f"{name} {version}" if version is not None else f"{name}@{digest[:19]}"
+
+
+# --- the resolver ---------------------------------------------------------------------------
+
+
+def resolve(
+    roots: Sequence[DependencySpec],
+    provider: MetadataProvider,
+    target: TargetSettings,
+    platforms: Sequence[str] | None = None,
+    preferences: Mapping[str, Version] | None = None,
+    *,
+    allowed_types: Sequence[str] | None = None,
+    directory_for: Callable[[str], str] | None = None,
+    max_attempts: int = 20_000,
+) -> Resolution:
+    """Choose one candidate per needed artifact; ResolutionError explains a conflict.
+
+    ``preferences`` are the versions currently locked: tried first while they satisfy.
+    ``allowed_types`` refuses other artifact types; ``directory_for`` (type → install
+    directory) enables the check that no two artifacts install the same path.
+    """
+    resolver = _Resolver(
+        roots,
+        provider,
+        target,
+        tuple(platforms if platforms is not None else target.platforms),
+        dict(preferences or {}),
+        tuple(allowed_types) if allowed_types is not None else None,
+        max_attempts,
+    )
+    resolution = resolver.run()
+    if directory_for is not None:
+        check_file_conflicts(resolution, resolver.platforms, directory_for)
+    return resolution
+
+
+class _Resolver:
+    def __init__(
+        self,
+        roots: Sequence[DependencySpec],
+        provider: MetadataProvider,
+        target: TargetSettings,
+        platforms: tuple[str, ...],
+        preferences: dict[str, Version],
+        allowed_types: tuple[str, ...] | None,
+        max_attempts: int,
+    ) -> None:
+        self.roots = {spec.name: spec for spec in roots}
+        self.provider = provider
+        self.target = target
+        self.platforms = platforms
+        self.preferences = preferences
+        self.allowed_types = allowed_types
+        self.max_attempts = max_attempts
+        self.attempts = 0
+        self._versions: dict[str, list[tuple[Version | None, str]]] = {}
+        self._metadata: dict[tuple[str, str], CandidateMetadata] = {}
+        self._required_by: dict[str, str] = {}  # first artifact that asked for a name
+
+    # -- provider access (memoized; provider errors name who asked) --------------------------
+
+    def candidate_refs(self, name: str) -> list[tuple[Version | None, str]]:
+        """(version, tag or digest), newest first; a pinned root has exactly one."""
+        if name not in self._versions:
+            spec = self.roots.get(name)
+            if spec is not None and spec.is_pinned:
+                reference = self._pin(name)
+                metadata = self.metadata(name, reference)
+                version = parse_version(metadata.version or "") or (
+                    parse_version(spec.tag) if spec.tag else None
+                )
+                self._versions[name] = [(version, reference)]
+            else:
+                try:
+                    found = self.provider.versions(name)
+                except FalcopkgError as exc:
+                    raise self._with_origin(name, exc) from None
+                self._versions[name] = list(found)
+        return self._versions[name]
+
+    def metadata(self, name: str, reference: str) -> CandidateMetadata:
+        key = (name, reference)
+        if key not in self._metadata:
+            try:
+                self._metadata[key] = self.provider.metadata(name, reference)
+            except FalcopkgError as exc:
+                raise self._with_origin(name, exc) from None
+        return self._metadata[key]
+
+    def _with_origin(self, name: str, exc: FalcopkgError) -> FalcopkgError:
+        """``exc`` naming the artifact that needed ``name`` (errors keep their class)."""
+        parent = self._required_by.get(name)
+        if parent is not None:
+            exc.message = f"{exc.message} (required by {parent})"
+            exc.args = (exc.message,)
+        return exc
+
+    def prefetch(self, state: _State, names: Sequence[str]) -> None:
+        """Fetch, in parallel batches, the tag lists and the best candidate's metadata of
+        ``names``, then of what those candidates depend on (a few levels): the search then
+        finds everything it is likely to need already fetched."""
+        wanted = {name: state.needs.get(name, ()) for name in names}
+        for _ in range(LOOKAHEAD_LEVELS):
+            if not wanted:
+                return
+            best = self._prefetch_level(wanted)
+            following: dict[str, tuple[_Need, ...]] = {}
+            for name, reference in best:
+                try:
+                    metadata = self.metadata(name, reference)
+                except FalcopkgError:
+                    continue
+                for dependency in metadata.dependencies:
+                    if dependency.name in state.needs or dependency.name in wanted:
+                        continue
+                    try:
+                        constraint = falco_requirement(dependency.version)
+                    except ValueError:
+                        continue
+                    need = _Need(dependency.name, constraint, name, "", parent=name)
+                    following[dependency.name] = (need,)
+            wanted = {n: needs for n, needs in following.items() if n not in self._versions}
+
+    def _prefetch_level(self, wanted: Mapping[str, Sequence[_Need]]) -> list[tuple[str, str]]:
+        unpinned = [name for name in wanted if not self._is_pinned(name)]
+        missing = [name for name in unpinned if name not in self._versions]
+        if missing:
+            self.provider.prefetch([(name, None) for name in missing])
+        best: list[tuple[str, str]] = [
+            (name, self._pin(name)) for name in wanted if self._is_pinned(name)
+        ]
+        for name in unpinned:
+            try:
+                best += [
+                    (name, reference) for _, reference in self.ordered_refs(name, wanted[name])[:1]
+                ]
+            except FalcopkgError:
+                continue  # raised again, with context, when the name is decided
+        todo: list[tuple[str, str | None]] = [item for item in best if item not in self._metadata]
+        if todo:
+            self.provider.prefetch(todo)
+        return best
+
+    def _is_pinned(self, name: str) -> bool:
+        spec = self.roots.get(name)
+        return spec is not None and spec.is_pinned
+
+    def _pin(self, name: str) -> str:
+        spec = self.roots[name]
+        reference = spec.digest or spec.tag
+        assert reference is not None
+        return reference
+
+    # -- the search ----------------------------------------------------------------------------
+
+    def run(self) -> Resolution:
+        state = _State()
+        for spec in self.roots.values():
+            constraint = None if spec.is_pinned else spec.constraint
+            state = state.with_need(_Need(spec.name, constraint, MANIFEST_ORIGIN, spec.describe()))
+        self.prefetch(state, list(self.roots))
+        # The search recurses once per decided name; allow projects of many thousands.
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
+        try:
+            result = self.solve(state)
+        finally:
+            sys.setrecursionlimit(limit)
+        if isinstance(result, _Failure):
+            lines = result.lines[:MAX_LINES]
+            more = len(result.lines) - len(lines)
+            text = "\n  ".join(lines) + (f"\n  … and {more} more" if more else "")
+            raise ResolutionError(
+                f"no set of versions satisfies falco.toml:\n  {text}",
+                hint="; ".join(result.hints[:2]) or None,
+            )
+        return self.assemble(result)
+
+    def solve(self, state: _State) -> _State | _Failure:
+        name = state.next_name()
+        if name is None:
+            expanded = self.settle_groups(state)
+            if expanded is None:
+                return state
+            if isinstance(expanded, _Failure):
+                return expanded
+            return self.solve(expanded)
+        candidates = self.ordered_refs(name, state.needs.get(name, ()))
+        if not candidates:
+            return self.no_candidate(name, state)
+        failures: list[_Failure] = []
+        culprits: set[str] | None = set()
+        for version, reference in candidates:
+            self.attempts += 1
+            if self.attempts > self.max_attempts:
+                raise ResolutionError(
+                    f"gave up after trying {self.max_attempts} candidates",
+                    hint="narrow the version constraints in falco.toml",
+                )
+            candidate = _Candidate(name, version, reference, self.metadata(name, reference))
+            result = self.choose(candidate, state)
+            if not isinstance(result, _Failure):
+                result = self.solve(result)
+                if not isinstance(result, _Failure):
+                    return result
+                if result.culprits is not None and name not in result.culprits:
+                    return result  # backjump: no version of `name` can fix this
+            failures.append(result)
+            if culprits is not None:
+                culprits = None if result.culprits is None else culprits | result.culprits
+        own = _culprits(state.needs.get(name, ()))
+        if culprits is None or own is None:
+            return _Failure.merge(failures, None)
+        return _Failure.merge(failures, frozenset((culprits - {name}) | own))
+
+    def ordered_refs(self, name: str, needs: Sequence[_Need]) -> list[tuple[Version | None, str]]:
+        """Candidates every need allows, newest first, the preferred one first."""
+        allowed = [(v, r) for v, r in self.candidate_refs(name) if self.allows(needs, v)]
+        preferred = self.preferences.get(name)
+        if preferred is not None:
+            allowed.sort(key=lambda item: item[0] != preferred)  # stable: keeps newest-first
+        return allowed
+
+    @staticmethod
+    def allows(needs: Sequence[_Need], version: Version | None) -> bool:
+        if version is None:
+            # A pin without a version satisfies only the manifest line that pinned it.
+            return all(need.constraint is None for need in needs)
+        return all(need.constraint is None or need.constraint.allows(version) for need in needs)
+
+    def no_candidate(self, name: str, state: _State) -> _Failure:
+        """Why no version of ``name`` satisfies its needs, naming each side."""
+        needs = state.needs.get(name, ())
+        refs = self.candidate_refs(name)
+        manifest_needs = [n for n in needs if n.parent is None]
+        artifact_needs = [n for n in needs if n.parent is not None]
+        stated = " and ".join
+        if (
+            manifest_needs
+            and artifact_needs
+            and any(self.allows(artifact_needs, v) for v, _ in refs)
+        ):
+            line = (
+                f"{stated(n.describe() for n in artifact_needs)}, but "
+                f"{stated(n.describe() for n in manifest_needs)}"
+            )
+            hint = (
+                f"relax `{manifest_needs[0].statement}` in falco.toml to allow what "
+                f"{artifact_needs[0].origin} needs"
+            )
+        elif len(artifact_needs) > 1 and all(
+            any(self.allows([n], v) for v, _ in refs) for n in artifact_needs
+        ):
+            line = f"{artifact_needs[0].describe()}, but {stated(n.describe() for n in artifact_needs[1:])}"
+            hint = (
+                f"choose versions of {artifact_needs[0].parent} and {artifact_needs[1].parent} "
+                f"that agree on {name} (constrain one in falco.toml)"
+            )
+        else:
+            shown = ", ".join(str(v) for v, _ in refs[:6] if v is not None) or "none"
+            shown += ", …" if len(refs) > 6 else ""
+            line = (
+                f"{stated(n.describe() for n in needs)}, but no version of {name} matches "
+                f"(available: {shown})"
+            )
+            hint = f"relax the constraint on {name}, or publish a matching version"
+        return _Failure([line], [hint], _culprits(needs))
+
+    def choose(self, candidate: _Candidate, state: _State) -> _State | _Failure:
+        """``state`` with ``candidate`` chosen and its dependencies needed, or why not."""
+        problems = self.own_problems(candidate)
+        if problems:
+            return problems
+        chosen = dict(state.chosen)
+        chosen[candidate.name] = candidate
+        state = replace(state, chosen=chosen)
+        new_names: list[str] = []
+        for dependency in candidate.metadata.dependencies:
+            member, version_text = self.member_for(dependency, state)
+            if member is None:
+                state = replace(
+                    state,
+                    groups=(*state.groups, _Group(dependency, candidate.name)),
+                )
+                continue
+            need = self.need_from(
+                candidate, member, version_text, from_group=bool(dependency.alternatives)
+            )
+            if isinstance(need, _Failure):
+                return need
+            checked = self.add_need(state, need)
+            if isinstance(checked, _Failure):
+                return checked
+            if member not in state.order:
+                new_names.append(member)
+            state = checked
+        if new_names:
+            self.prefetch(state, new_names)
+        return state
+
+    def own_problems(self, candidate: _Candidate) -> _Failure | None:
+        metadata = candidate.metadata
+        if self.allowed_types is not None and metadata.type not in self.allowed_types:
+            return _Failure(
+                [f"{candidate.label} is a {metadata.type}, which [install] allowed_types excludes"],
+                [f'add "{metadata.type}" to [install] allowed_types in falco.toml'],
+                frozenset({candidate.name}),
+            )
+        unmet = unmet_requirements(candidate.label, metadata.requirements, self.target)
+        if unmet:
+            return _Failure(
+                unmet,
+                [
+                    "set [target] to the Falco you run, or constrain the artifact to an older version"
+                ],
+                frozenset({candidate.name}),
+            )
+        if metadata.is_multi_platform:
+            missing = [p for p in self.platforms if p not in metadata.platforms]
+            if missing:
+                has = ", ".join(sorted(metadata.platforms)) or "none"
+                return _Failure(
+                    [f"{candidate.label} has no {', '.join(missing)} build (it has {has})"],
+                    ["remove the platform from [target] platforms, or use a version built for it"],
+                    frozenset({candidate.name}),
+                )
+        return None
+
+    def member_for(self, dependency: Dependency, state: _State) -> tuple[str | None, str]:
+        """The member of ``dependency`` to require, and its version text; None: undecided.
+
+        A plain dependency is its name. In an alternatives group, a member already chosen
+        or needed by someone else satisfies it (the first such, in the group's order).
+        """
+        if not dependency.alternatives:
+            return dependency.name, dependency.version
+        versions = {dependency.name: dependency.version}
+        versions.update({alt.name: alt.version for alt in dependency.alternatives})
+        for name in dependency.names:
+            if name in state.chosen:
+                return name, versions[name]
+        for name in dependency.names:
+            if name in state.needs:
+                return name, versions[name]
+        return None, ""
+
+    def need_from(
+        self, candidate: _Candidate, member: str, version_text: str, *, from_group: bool = False
+    ) -> _Need | _Failure:
+        try:
+            constraint = falco_requirement(version_text)
+        except ValueError:
+            return _Failure(
+                [f"{candidate.label} requires {member} {version_text!r}, which is not a version"],
+                [f"ask the publisher of {candidate.name} to fix its dependencies"],
+                frozenset({candidate.name}),
+            )
+        self._required_by.setdefault(member, candidate.label)
+        return _Need(
+            member,
+            constraint,
+            candidate.label,
+            f"{member} {constraint}",
+            parent=candidate.name,
+            from_group=from_group,
+        )
+
+    def add_need(self, state: _State, need: _Need) -> _State | _Failure:
+        """``state`` with ``need`` added, checked against the chosen or available versions."""
+        chosen = state.chosen.get(need.name)
+        if chosen is not None:
+            if self.allows([need], chosen.version):
+                return state.with_need(need)
+            others = [n for n in state.needs.get(need.name, ()) if n.origin != need.origin]
+            why = " and ".join(n.describe() for n in others) or "it was chosen first"
+            return _Failure(
+                [f"{need.describe()}, but {chosen.label} is chosen ({why})"],
+                [f"relax the constraint on {need.name} in falco.toml, or constrain {need.parent}"],
+                _culprits([need, *others], need.name),
+            )
+        state = state.with_need(need)
+        if not self.ordered_refs(need.name, state.needs[need.name]):
+            return self.no_candidate(need.name, state)
+        return state
+
+    def settle_groups(self, state: _State) -> _State | _Failure | None:
+        """Apply alternatives groups once everything else is chosen; None: nothing left."""
+        changed = False
+        for group in state.groups:
+            member, version_text = self.member_for(group.dependency, state)
+            if member is None:
+                member, version_text = group.dependency.name, group.dependency.version
+            parent = state.chosen[group.parent]
+            need = self.need_from(parent, member, version_text, from_group=True)
+            if isinstance(need, _Failure):
+                return need
+            if any(n.origin == need.origin for n in state.needs.get(member, ())):
+                continue
+            checked = self.add_need(state, need)
+            if isinstance(checked, _Failure):
+                checked.culprits = None
+                return checked
+            state, changed = checked, True
+        if not changed:
+            return None
+        return replace(state, groups=())
+
+    # -- the result ----------------------------------------------------------------------------
+
+    def assemble(self, state: _State) -> Resolution:
+        edges: list[Edge] = []
+        artifacts: dict[str, ResolvedArtifact] = {}
+        for name in state.order:
+            candidate = state.chosen[name]
+            needs_of_children = {
+                need.name: str(need.constraint)
+                for needs in state.needs.values()
+                for need in needs
+                if need.parent == name
+            }
+            spec = self.roots.get(name)
+            for need in state.needs[name]:
+                constraint = (
+                    _root_constraint(spec) if spec and need.parent is None else str(need.constraint)
+                )
+                edges.append(Edge(need.parent, name, constraint))
+            try:
+                location = self.provider.locate(name)
+            except FalcopkgError as exc:
+                raise self._with_origin(name, exc) from None
+            artifacts[name] = ResolvedArtifact(
+                name=name,
+                version=candidate.version,
+                reference=candidate.reference,
+                metadata=candidate.metadata,
+                location=location,
+                tag=spec.tag if spec is not None else None,
+                dependencies=tuple(sorted(needs_of_children)),
+                dependency_constraints=dict(sorted(needs_of_children.items())),
+            )
+        return Resolution(artifacts, tuple(edges))
+
+
+def _root_constraint(spec: DependencySpec) -> str:
+    if spec.digest:
+        return f"digest {spec.digest}"
+    if spec.tag:
+        return f"tag {spec.tag}"
+    return str(spec.constraint)
+
+
+def check_file_conflicts(
+    resolution: Resolution, platforms: Sequence[str], directory_for: Callable[[str], str]
+) -> None:
+    """ResolutionError when two artifacts would install the same path into one directory."""
+    owners: dict[tuple[str, str, str], str] = {}
+    for name in sorted(resolution.artifacts):
+        artifact = resolution.artifacts[name]
+        directory = directory_for(artifact.metadata.type)
+        for platform in platforms:
+            locked = artifact.metadata.platforms.get(platform) or artifact.metadata.platforms.get(
+                ""
+            )
+            if locked is None:
+                continue
+            for path in locked.layer.files:
+                key = (directory, path.lstrip("./"), platform)
+                other = owners.setdefault(key, name)
+                if other != name:
+                    first = resolution.artifacts[other]
+                    raise ResolutionError(
+                        f"{first.label} and {artifact.label} both install {directory.rstrip('/')}/{key[1]}",
+                        hint=f"keep only one of {other} and {name} in falco.toml, or install "
+                        "their types into different directories ([install])",
+                    )

@@ -1,0 +1,343 @@
+"""Lock a project (SPEC §6, §7): falco.toml → resolver → falco.lock.
+
+``lock_project`` is what `lock`, `add`, `remove` and `sync` (when the lock is stale) call.
+It keeps the current lock's versions while they satisfy falco.toml (``upgrade`` or
+``upgrade_packages`` lift that), reuses the lock's digests so that an unchanged project
+costs one tags request per artifact, and with ``offline`` uses only cached metadata.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from falcopkg.core.lockfile import (
+    Lock,
+    LockedArtifact,
+    LockedLayer,
+    LockInputs,
+    render_lock,
+)
+from falcopkg.core.resolver import (
+    CandidateMetadata,
+    Location,
+    MetadataProvider,
+    Resolution,
+    ResolvedArtifact,
+    resolve,
+)
+from falcopkg.core.versions import Version
+from falcopkg.errors import UsageError
+from falcopkg.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from falcopkg.core.manifest import Manifest
+    from falcopkg.oci.client import RegistryPool
+    from falcopkg.oci.credentials import Warn
+    from falcopkg.services.cache import BlobCache
+    from falcopkg.services.indexes import LoadedIndex
+    from falcopkg.services.metadata import RegistryMetadataProvider
+
+
+class Messages(Protocol):
+    """The part of cli.output.Console that locking uses."""
+
+    def detail(self, message: str) -> None: ...
+
+
+class Locator:
+    """Where each artifact lives: its falco.toml ``ref``, else the indexes (first wins, or
+    only the ``index`` it names). Indexes are loaded once, on the first name that needs
+    them; thread-safe for the metadata provider's parallel prefetch."""
+
+    def __init__(self, manifest: Manifest, cache_dir: Path, *, offline: bool = False) -> None:
+        self.manifest = manifest
+        self.cache_dir = cache_dir
+        self.offline = offline
+        self._indexes: list[LoadedIndex] | None = None
+        self._lock = threading.Lock()
+
+    def loaded_indexes(self) -> list[LoadedIndex]:
+        with self._lock:
+            if self._indexes is None:
+                from falcopkg.services.indexes import IndexStore
+
+                store = IndexStore(self.cache_dir)
+                self._indexes = store.load_all(list(self.manifest.indexes), offline=self.offline)
+            return self._indexes
+
+    def __call__(self, name: str) -> Location:
+        from falcopkg.services.indexes import resolve_reference
+
+        spec = self.manifest.dependencies.get(name)
+        if spec is not None and spec.ref is not None:
+            return Location(spec.ref)
+        indexes = self.loaded_indexes()
+        if spec is not None and spec.index is not None:
+            indexes = [index for index in indexes if index.name == spec.index]
+        located, entry, index_name = resolve_reference(name, indexes)
+        return Location(located.locator, index_name, entry.type if entry else None)
+
+
+def lock_project(
+    manifest: Manifest,
+    *,
+    existing_lock: Lock | None,
+    upgrade: bool = False,
+    upgrade_packages: Sequence[str] = (),
+    offline: bool = False,
+    pool: RegistryPool | None,
+    cache: BlobCache,
+    console: Messages | None = None,
+    follow_dependencies: bool = True,
+) -> Lock:
+    """Resolve ``manifest`` and return the new lock (nothing is written).
+
+    ``existing_lock`` pins are preferred unless ``upgrade`` (all) or named in
+    ``upgrade_packages``; ResolutionError explains a conflict, OfflineError names what
+    ``offline`` lacks. ``pool`` may be None with ``offline``. ``follow_dependencies=False``
+    locks only the manifest's own artifacts (`artifact install --no-resolve-deps`).
+    """
+    unknown = [
+        name
+        for name in upgrade_packages
+        if name not in manifest.dependencies
+        and (existing_lock is None or existing_lock.artifact(name) is None)
+    ]
+    if unknown:
+        raise UsageError(
+            f"--upgrade-package {unknown[0]}: no artifact of that name in falco.toml or falco.lock",
+            hint="name an artifact that `falcopkg tree` shows",
+        )
+    kept = [] if existing_lock is None or upgrade else list(existing_lock.artifacts)
+    kept = [artifact for artifact in kept if artifact.name not in upgrade_packages]
+    provider: MetadataProvider = _provider(manifest, kept, offline=offline, pool=pool, cache=cache)
+    if not follow_dependencies:
+        provider = _WithoutDependencies(provider)
+    if console is not None:
+        console.detail(f"resolving {len(manifest.dependencies)} dependencies of {manifest.path}")
+    preferences = {a.name: v for a in kept if (v := a.parsed_version) is not None}
+    resolution = _resolve(manifest, provider, preferences)
+    artifacts = tuple(
+        _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
+    )
+    return Lock(LockInputs.from_manifest(manifest), artifacts)
+
+
+class _WithoutDependencies:
+    """A metadata provider that hides every dependency (added for `artifact install`)."""
+
+    def __init__(self, inner: MetadataProvider) -> None:
+        self.inner = inner
+
+    def locate(self, name: str) -> Location:
+        return self.inner.locate(name)
+
+    def versions(self, name: str) -> list[tuple[Version, str]]:
+        return self.inner.versions(name)
+
+    def metadata(self, name: str, reference: str) -> CandidateMetadata:
+        return replace(self.inner.metadata(name, reference), dependencies=())
+
+    def prefetch(self, requests: Sequence[tuple[str, str | None]]) -> None:
+        self.inner.prefetch(requests)
+
+
+def _provider(
+    manifest: Manifest,
+    locked: Sequence[LockedArtifact],
+    *,
+    offline: bool,
+    pool: RegistryPool | None,
+    cache: BlobCache,
+) -> RegistryMetadataProvider:
+    """A metadata provider that knows the digests ``locked`` pins (the lock is the cache of
+    tag → digest, so kept versions need no manifest request)."""
+    from falcopkg.services.fetch import parse_mirror
+    from falcopkg.services.metadata import RegistryMetadataProvider, tag_key
+
+    known_digests: dict[tuple[str, str], str] = {}
+    for artifact in locked:
+        if artifact.version is not None:
+            known_digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
+        if artifact.tag is not None:
+            known_digests[(artifact.source, tag_key(artifact.tag))] = artifact.digest
+    mirrors = {
+        host: parse_mirror(settings.mirror, manifest.directory)
+        for host, settings in manifest.registries.items()
+        if settings.mirror
+    }
+    return RegistryMetadataProvider(
+        pool=None if offline else pool,
+        cache=cache,
+        locate=Locator(manifest, cache.root, offline=offline),
+        platforms=manifest.target.platforms,
+        known_digests=known_digests,
+        offline=offline,
+        mirrors=mirrors,
+    )
+
+
+def _resolve(
+    manifest: Manifest, provider: MetadataProvider, preferences: dict[str, Version]
+) -> Resolution:
+    return resolve(
+        list(manifest.dependencies.values()),
+        provider,
+        manifest.target,
+        manifest.target.platforms,
+        preferences,
+        allowed_types=manifest.install.allowed_types,
+        directory_for=manifest.install.directory_for,
+    )
+
+
+@dataclass(frozen=True)
+class OutdatedArtifact:
+    """Locked vs the newest version falco.toml allows vs the newest release there is."""
+
+    name: str
+    type: str
+    locked: str | None
+    allowed: str | None  # None: no resolution (a conflict) or a pin
+    latest: str | None  # None: no release tag (pins, pre-releases only)
+
+    @property
+    def is_outdated(self) -> bool:
+        return self.locked != self.allowed or (
+            self.latest is not None and self.locked != self.latest
+        )
+
+
+def find_outdated(
+    manifest: Manifest,
+    lock: Lock,
+    *,
+    offline: bool = False,
+    pool: RegistryPool | None,
+    cache: BlobCache,
+    console: Messages | None = None,
+) -> list[OutdatedArtifact]:
+    """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
+    from falcopkg.errors import ResolutionError
+
+    provider = _provider(manifest, lock.artifacts, offline=offline, pool=pool, cache=cache)
+    try:
+        upgraded: Resolution | None = _resolve(manifest, provider, {})
+    except ResolutionError as exc:
+        if console is not None:
+            console.detail(f"no upgrade resolves: {exc.message}")
+        upgraded = None
+    rows = []
+    for artifact in lock.artifacts:
+        spec = manifest.dependencies.get(artifact.name)
+        pinned = spec is not None and spec.is_pinned
+        latest = None
+        if not pinned:
+            releases = [v for v, _ in provider.versions(artifact.name) if not v.prerelease]
+            latest = str(releases[0]) if releases else None
+        allowed = None
+        if upgraded is not None and artifact.name in upgraded.artifacts:
+            version = upgraded.artifacts[artifact.name].version
+            allowed = str(version) if version is not None else None
+        rows.append(
+            OutdatedArtifact(artifact.name, artifact.type, artifact.version, allowed, latest)
+        )
+    return rows
+
+
+def _locked(resolved: ResolvedArtifact, platforms: Sequence[str]) -> LockedArtifact:
+    metadata = resolved.metadata
+    single = metadata.platforms.get("")
+    return LockedArtifact(
+        name=resolved.name,
+        type=metadata.type,
+        version=str(resolved.version) if resolved.version is not None else None,
+        source=resolved.location.source,
+        digest=metadata.digest,
+        index=resolved.location.index,
+        tag=resolved.tag,
+        layer=LockedLayer(single.layer.digest, single.layer.size, single.layer.files)
+        if single is not None
+        else None,
+        platforms={}
+        if single is not None
+        else {p: metadata.platforms[p] for p in sorted(platforms) if p in metadata.platforms},
+        dependencies=resolved.dependencies,
+        dependency_constraints=dict(resolved.dependency_constraints),
+        requirements=dict(sorted(metadata.requirements.items())),
+    )
+
+
+def read_lock(path: Path) -> Lock | None:
+    """The lock at ``path``, or None when there is none."""
+    from falcopkg.core.lockfile import parse_lock
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return parse_lock(text, str(path))
+
+
+def write_lock_if_changed(path: Path, lock: Lock) -> bool:
+    """Write ``lock`` to ``path`` atomically unless the file already has these bytes."""
+    text = render_lock(lock)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+_VERBS = {
+    False: {"add": "Added", "update": "Updated", "remove": "Removed"},
+    True: {"add": "Would add", "update": "Would update", "remove": "Would remove"},
+}
+
+
+def describe_changes(old: Lock | None, new: Lock, *, dry_run: bool = False) -> list[str]:
+    """One line per artifact added, updated or removed: ``Updated k8saudit 0.18.0 -> 0.19.2``
+    (``Would update …`` for a dry run)."""
+    verbs = _VERBS[dry_run]
+    before = old.by_name if old is not None else {}
+    after = new.by_name
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        previous, current = before.get(name), after.get(name)
+        if previous is None and current is not None:
+            lines.append(f"{verbs['add']} {_shown(current)}")
+        elif current is None and previous is not None:
+            lines.append(f"{verbs['remove']} {_shown(previous)}")
+        elif previous is not None and current is not None and previous.digest != current.digest:
+            change = f"{_version(previous)} -> {_version(current)}"
+            if previous.version == current.version:
+                change = f"{_version(current)} (new digest {current.digest[:19]})"
+            lines.append(f"{verbs['update']} {name} {change}")
+    return lines
+
+
+def _version(artifact: LockedArtifact) -> str:
+    return artifact.version or f"@{artifact.digest[:19]}"
+
+
+def _shown(artifact: LockedArtifact) -> str:
+    return f"{artifact.name} {_version(artifact)}"
+
+
+def registry_pool(manifest: Manifest | None, *, warn: Warn | None = None) -> RegistryPool:
+    """A RegistryPool with the per-registry options of falco.toml's ``[registries]``."""
+    from falcopkg.oci.client import RegistryOptions, RegistryPool
+
+    options = {
+        host: RegistryOptions(
+            plain_http=settings.plain_http, insecure=settings.insecure, ca_file=settings.ca_file
+        )
+        for host, settings in (manifest.registries.items() if manifest is not None else ())
+    }
+    return RegistryPool(options, warn=warn)

@@ -1,0 +1,396 @@
+"""Registry metadata for the resolver (SPEC §6), cached by digest.
+
+:class:`RegistryMetadataProvider` implements ``falcopkg.core.resolver.MetadataProvider`` on
+top of the OCI client: candidates are a repository's semver tags, metadata is what
+``inspect_artifact`` reads (root → platform manifests → config) plus, for types that read
+rules YAML, the ``required_*`` entries of the YAML inside the layer, and the file list of
+every layer the target platforms need (for the lock and the file-conflict check).
+
+Everything behind a digest is immutable, so it is cached by digest under
+``<cache>/metadata`` and never fetched twice::
+
+    roots/<alg>/<hex>.json    what a root manifest says: type, config, platform manifests
+    layers/<alg>/<hex>.json   what a layer holds: its files, the rules YAML's requirements
+    tags/<sha256(source)>.json  a repository's last tag list (for --offline) and the
+                              digests its tags were last seen at
+
+Layers go through ``services.fetch.ensure_blobs`` into the shared blob cache, where `sync`
+finds them again. Tag → digest comes from the current lock (``known_digests``), so a
+re-lock with nothing changed asks each repository for its tags and nothing else; with
+``offline`` nothing at all is fetched and anything missing is an OfflineError.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from falcopkg.artifact.config import ArtifactConfig
+from falcopkg.artifact.rules_yaml import (
+    merge_dependencies,
+    merge_requirements,
+    read_rules_requirements,
+)
+from falcopkg.core.lockfile import LockedLayer, LockedPlatform
+from falcopkg.core.reference import DIGEST_RE
+from falcopkg.core.resolver import CandidateMetadata, Location
+from falcopkg.core.versions import Version, parse_version, semver_tags
+from falcopkg.errors import FalcopkgError, OfflineError
+from falcopkg.fsutil import atomic_write_text
+from falcopkg.services.cache import BlobCache, bytes_digest, split_digest
+
+if TYPE_CHECKING:
+    from falcopkg.artifact.remote import RemoteArtifact
+    from falcopkg.oci.client import RegistryClient, RegistryPool
+    from falcopkg.services.fetch import Mirror
+
+RECORD_FORMAT = 1
+DEFAULT_WORKERS = 8
+RULES_SUFFIXES = (".yaml", ".yml")
+OFFLINE_HINT = "run `falcopkg lock` once without --offline to fill the cache"
+
+
+def tag_key(tag: str) -> str:
+    """How a tag is keyed in ``known_digests``: its version if it is one (``v1.0.0`` → 1.0.0)."""
+    version = parse_version(tag)
+    return str(version) if version is not None else tag
+
+
+class MetadataCache:
+    """JSON records under ``<cache>/metadata``; a damaged record reads as missing."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = cache_dir / "metadata"
+
+    def _digest_path(self, kind: str, digest: str) -> Path:
+        algorithm, hex_digest = split_digest(digest)
+        return self.root / kind / algorithm / f"{hex_digest}.json"
+
+    def _tags_path(self, source: str) -> Path:
+        return self.root / "tags" / f"{bytes_digest(source.encode()).partition(':')[2]}.json"
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+            return None
+        return data
+
+    @staticmethod
+    def _write(path: Path, data: dict[str, Any]) -> None:
+        atomic_write_text(path, json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True))
+
+    def root_record(self, digest: str) -> dict[str, Any] | None:
+        return self._read(self._digest_path("roots", digest))
+
+    def save_root_record(self, digest: str, record: dict[str, Any]) -> None:
+        self._write(self._digest_path("roots", digest), record)
+
+    def layer_record(self, digest: str) -> dict[str, Any] | None:
+        return self._read(self._digest_path("layers", digest))
+
+    def save_layer_record(self, digest: str, record: dict[str, Any]) -> None:
+        self._write(self._digest_path("layers", digest), record)
+
+    def tags(self, source: str) -> dict[str, Any] | None:
+        data = self._read(self._tags_path(source))
+        return data if data is not None and data.get("source") == source else None
+
+    def save_tags(self, source: str, tags: list[str], digests: Mapping[str, str]) -> None:
+        self._write(
+            self._tags_path(source), {"source": source, "tags": tags, "digests": dict(digests)}
+        )
+
+
+class RegistryMetadataProvider:
+    """The resolver's view of registries. Thread-safe, so ``prefetch`` can run in parallel.
+
+    ``locate(name)`` says where an artifact lives (manifest ``ref``, else the indexes).
+    ``known_digests`` maps ``(source, tag_key(tag))`` to root digests already locked.
+    """
+
+    def __init__(
+        self,
+        *,
+        pool: RegistryPool | None,
+        cache: BlobCache,
+        locate: Callable[[str], Location],
+        platforms: Sequence[str],
+        known_digests: Mapping[tuple[str, str], str] | None = None,
+        offline: bool = False,
+        mirrors: Mapping[str, Mirror] | None = None,
+        workers: int = DEFAULT_WORKERS,
+    ) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.records = MetadataCache(cache.root)
+        self._locate = locate
+        self.platforms = tuple(platforms)
+        self.known_digests = dict(known_digests or {})
+        self.offline = offline
+        self.mirrors = dict(mirrors or {})
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._locations: dict[str, Location] = {}
+        self._tags: dict[str, list[str]] = {}
+        self._seen_digests: dict[str, dict[str, str]] = {}  # source -> tag -> digest
+        self._metadata: dict[tuple[str, str], CandidateMetadata] = {}
+
+    # -- the MetadataProvider protocol ---------------------------------------------------------
+
+    def locate(self, name: str) -> Location:
+        location = self._locations.get(name)
+        if location is None:
+            location = self._locate(name)
+            self._locations[name] = location
+        return location
+
+    def versions(self, name: str) -> list[tuple[Version, str]]:
+        return semver_tags(self._tag_list(self.locate(name).source))
+
+    def metadata(self, name: str, reference: str) -> CandidateMetadata:
+        source = self.locate(name).source
+        key = (source, reference)
+        cached = self._metadata.get(key)
+        if cached is None:
+            cached = self._fetch_metadata(name, source, reference)
+            self._metadata[key] = cached
+        return cached
+
+    def prefetch(self, requests: Sequence[tuple[str, str | None]]) -> None:
+        """Run ``versions``/``metadata`` for ``requests`` in parallel; errors wait for the
+        resolver's own call, which raises them with context."""
+        todo = [(name, ref) for name, ref in requests if not self._is_known(name, ref)]
+        if len(todo) < 2:
+            return
+
+        def run(name: str, reference: str | None) -> None:
+            try:
+                if reference is None:
+                    self.versions(name)
+                else:
+                    self.metadata(name, reference)
+            except FalcopkgError:
+                pass
+
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as executor:
+            for future in [executor.submit(run, name, ref) for name, ref in todo]:
+                future.result()
+
+    def _is_known(self, name: str, reference: str | None) -> bool:
+        location = self._locations.get(name)
+        if location is None:
+            return False
+        if reference is None:
+            return location.source in self._tags
+        return (location.source, reference) in self._metadata
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def _tag_list(self, source: str) -> list[str]:
+        tags = self._tags.get(source)
+        if tags is not None:
+            return tags
+        cached = self.records.tags(source)
+        if self.offline:
+            if cached is None:
+                raise OfflineError(
+                    f"no cached tag list for {source}, and --offline forbids fetching it",
+                    hint=OFFLINE_HINT,
+                )
+            tags = list(cached.get("tags", []))
+        else:
+            client, repository = self._endpoint(source)
+            tags = client.list_tags(repository)
+        with self._lock:
+            self._tags[source] = tags
+            seen = self._seen_digests.setdefault(source, {})
+            if cached is not None:
+                for tag, digest in dict(cached.get("digests", {})).items():
+                    seen.setdefault(tag, digest)
+            if not self.offline:
+                self.records.save_tags(source, tags, seen)
+        return tags
+
+    def _digest_for_tag(self, source: str, tag: str) -> str | None:
+        known = self.known_digests.get((source, tag_key(tag)))
+        if known is not None or not self.offline:
+            return known
+        # Offline without a lock entry: the digest the tag had when we last looked.
+        self._tag_list(source)
+        return self._seen_digests.get(source, {}).get(tag)
+
+    def _remember_tag(self, source: str, tag: str, digest: str) -> None:
+        with self._lock:
+            seen = self._seen_digests.setdefault(source, {})
+            if seen.get(tag) == digest:
+                return
+            seen[tag] = digest
+            tags = self._tags.get(source)
+            if tags is not None:
+                self.records.save_tags(source, tags, seen)
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    def _fetch_metadata(self, name: str, source: str, reference: str) -> CandidateMetadata:
+        is_digest = bool(DIGEST_RE.match(reference))
+        digest = reference if is_digest else self._digest_for_tag(source, reference)
+        record = self.records.root_record(digest) if digest else None
+        if record is None and not is_digest and not self.offline:
+            digest, record = self._cached_by_head(source, reference)
+        if record is None:
+            if self.offline:
+                what = f"{source}@{digest}" if digest else f"{source}:{reference}"
+                raise OfflineError(
+                    f"the metadata of {what} is not cached, and --offline forbids fetching it",
+                    hint=OFFLINE_HINT,
+                )
+            from falcopkg.artifact.remote import inspect_artifact
+
+            client, repository = self._endpoint(source)
+            remote = inspect_artifact(client, repository, digest or reference)
+            digest = remote.root_digest
+            record = _root_record(remote)
+            self.records.save_root_record(digest, record)
+        assert digest is not None
+        if not is_digest:
+            self._remember_tag(source, reference, digest)
+        return self._candidate(name, source, digest, record)
+
+    def _cached_by_head(self, source: str, tag: str) -> tuple[str | None, dict[str, Any] | None]:
+        """For a tag seen before (another project, a deleted lock): one HEAD says whether it
+        still names the digest whose record is cached. (None, None) when it cannot help."""
+        self._tag_list(source)
+        seen = self._seen_digests.get(source, {}).get(tag)
+        if seen is None or self.records.root_record(seen) is None:
+            return None, None
+        client, repository = self._endpoint(source)
+        head = client.head_manifest(repository, tag)
+        if head is None:
+            return None, None
+        return head.digest, self.records.root_record(head.digest)
+
+    def _candidate(
+        self, name: str, source: str, digest: str, record: dict[str, Any]
+    ) -> CandidateMetadata:
+        from falcopkg.artifact.types import ARTIFACT_TYPES
+
+        artifact_type = ARTIFACT_TYPES.get(record["type"])
+        reads_rules = artifact_type is not None and artifact_type.reads_rules_yaml
+        config = ArtifactConfig.from_dict(record["config"], source=f"cached config of {source}")
+        label = f"{name} {config.version}".strip()
+        raw_platforms: dict[str, dict[str, Any]] = record["platforms"]
+        wanted = [p for p in raw_platforms if p == "" or p in self.platforms]
+        dependencies = list(config.dependencies)
+        requirements = list(config.requirements)
+        platforms: dict[str, LockedPlatform] = {}
+        for platform in wanted:
+            entry = raw_platforms[platform]
+            layer_digest, layer_size = entry["layer"]["digest"], int(entry["layer"]["size"])
+            files, layer_config = self._layer_contents(
+                label, source, layer_digest, layer_size, reads_rules
+            )
+            dependencies += layer_config.dependencies
+            requirements += layer_config.requirements
+            platforms[platform] = LockedPlatform(
+                entry["manifest"], LockedLayer(layer_digest, layer_size, files)
+            )
+        # Platforms we do not install still count: the resolver checks every target has one.
+        for platform in raw_platforms:
+            if platform not in platforms:
+                entry = raw_platforms[platform]
+                layer = LockedLayer(entry["layer"]["digest"], int(entry["layer"]["size"]))
+                platforms[platform] = LockedPlatform(entry["manifest"], layer)
+        return CandidateMetadata(
+            type=record["type"],
+            digest=digest,
+            version=config.version or None,
+            dependencies=tuple(merge_dependencies(dependencies)),
+            requirements={r.name: r.version for r in merge_requirements(requirements)},
+            platforms=platforms,
+        )
+
+    def _layer_contents(
+        self, label: str, source: str, digest: str, size: int, reads_rules: bool
+    ) -> tuple[tuple[str, ...], ArtifactConfig]:
+        """The files of a layer and, for rules, what its YAML requires (cached by digest)."""
+        record = self.records.layer_record(digest)
+        if record is None:
+            files, config = self._read_layer(label, source, digest, size, reads_rules)
+            record = {"files": list(files), "config": config.to_dict()}
+            self.records.save_layer_record(digest, record)
+        config = ArtifactConfig.from_dict(record["config"], source=f"cached layer of {label}")
+        return tuple(record["files"]), config
+
+    def _read_layer(
+        self, label: str, source: str, digest: str, size: int, reads_rules: bool
+    ) -> tuple[list[str], ArtifactConfig]:
+        from falcopkg.services.extract import (
+            extract_layer,
+            list_layer,
+            new_staging_dir,
+            remove_tree,
+        )
+        from falcopkg.services.fetch import BlobRequest, ensure_blobs
+
+        request = BlobRequest(label, source, digest, size)
+        client_for = self._client_for if self.pool is not None else None
+        archive = ensure_blobs(
+            [request], self.cache, client_for, offline=self.offline, mirrors=self.mirrors
+        )[digest]
+        if not reads_rules:
+            return list_layer(archive, label), ArtifactConfig()
+        staging = new_staging_dir(self.cache.root / "tmp")
+        try:
+            extracted = extract_layer(archive, label, staging)
+            dependencies, requirements = [], []
+            for item in extracted:
+                if item.path.endswith(RULES_SUFFIXES):
+                    text = item.staged.read_text(encoding="utf-8", errors="replace")
+                    deps, reqs = read_rules_requirements(text, f"{label}: {item.path}")
+                    dependencies += deps
+                    requirements += reqs
+        finally:
+            remove_tree(staging)
+        config = ArtifactConfig(
+            dependencies=tuple(merge_dependencies(dependencies)),
+            requirements=tuple(merge_requirements(requirements)),
+        )
+        return [item.path for item in extracted], config
+
+    # -- registries ----------------------------------------------------------------------------
+
+    def _client_for(self, host: str) -> RegistryClient:
+        if self.pool is None:
+            raise OfflineError(f"cannot reach {host}: no registry access", hint=OFFLINE_HINT)
+        return self.pool.client(host)
+
+    def _endpoint(self, source: str) -> tuple[RegistryClient, str]:
+        """The client and repository to ask for ``source``, through a registry mirror."""
+        host, _, repository = source.partition("/")
+        mirror = self.mirrors.get(host)
+        if mirror is not None and mirror.host is not None:
+            host = mirror.host
+            repository = f"{mirror.prefix}/{repository}" if mirror.prefix else repository
+        return self._client_for(host), repository
+
+
+def _root_record(remote: RemoteArtifact) -> dict[str, Any]:
+    return {
+        "type": remote.type.name,
+        "config": remote.config.to_dict(),
+        "platforms": {
+            platform: {
+                "manifest": manifest.manifest_digest,
+                "layer": {"digest": manifest.layer.digest, "size": manifest.layer.size},
+            }
+            for platform, manifest in remote.platforms.items()
+        },
+    }

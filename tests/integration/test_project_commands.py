@@ -1,0 +1,218 @@
+"""`init`, `add`, `remove`, `tree`, `outdated` against the real registry (SPEC §5, §10).
+
+Uses the catalog that test_lock_e2e.py pushes (one per module).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from falcopkg.core.manifest import load_manifest
+from tests.conftest import TmpHome
+from tests.integration import test_lock_e2e
+from tests.integration.test_lock_e2e import BASE_DEPENDENCIES, Catalog, read_lock, run_cli
+
+# The catalog of test_lock_e2e.py, pushed once for this module too.
+catalog = test_lock_e2e.catalog
+project = test_lock_e2e.project
+
+COMMENTED = """\
+# Falco on the edge nodes
+[target]
+platforms = ["linux/amd64", "linux/arm64"]  # both node pools
+
+[dependencies]  # keep these few
+json = "0.7"  # the json plugin
+# more below
+"""
+
+
+def commented_manifest(catalog: Catalog) -> str:
+    header, _, _ = catalog.manifest("").partition("[dependencies]\n")
+    return header + COMMENTED
+
+
+def test_init_writes_a_commented_manifest_once(tmp_path: Path, tmp_home: TmpHome) -> None:
+    target = tmp_path / "new"
+    target.mkdir()
+    result = run_cli("-C", str(target), "init")
+    assert result.exit_code == 0, result.stderr
+    text = (target / "falco.toml").read_text()
+    assert 'url = "https://falcosecurity.github.io/falcoctl/index.yaml"' in text
+    assert "# rulesfiles_dir" in text
+    manifest = load_manifest(target / "falco.toml")
+    assert manifest.dependencies == {} and manifest.indexes[0].name == "falcosecurity"
+
+    again = run_cli("-C", str(target), "init")
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    assert (target / "falco.toml").read_text() == text
+
+
+def test_add_writes_the_resolved_version_and_keeps_comments(
+    catalog: Catalog, project: Path
+) -> None:
+    (project / "falco.toml").write_text(commented_manifest(catalog))
+    result = run_cli("-C", str(project), "add", "falco-rules", "k8saudit-rules:0.16", "--no-sync")
+    assert result.exit_code == 0, result.stderr
+    text = (project / "falco.toml").read_text()
+    for comment in (
+        "# Falco on the edge nodes",
+        "# both node pools",
+        "# keep these few",
+        "# the json plugin",
+        "# more below",
+    ):
+        assert comment in text
+    # Like `cargo add`: the newest release as a caret constraint; a given constraint as is.
+    assert 'falco-rules = "4.1.0"' in text
+    assert 'k8saudit-rules = "0.16"' in text
+    assert text.index('json = "0.7"') < text.index("falco-rules") < text.index("k8saudit-rules")
+    assert "Added falco-rules 4.1.0" in result.stderr and "Added container 0.4.1" in result.stderr
+    lock = read_lock(project)
+    assert set(lock.by_name) == {"json", "falco-rules", "container", "k8saudit-rules", "k8saudit"}
+    assert run_cli("-C", str(project), "lock", "--check").exit_code == 0
+
+
+def test_add_registry_references_and_pins(catalog: Catalog, project: Path) -> None:
+    (project / "falco.toml").write_text(catalog.manifest(""))
+    edge = f"{catalog.source('edge-rules')}:main"
+    plugin = catalog.source("k8saudit")
+    result = run_cli("-C", str(project), "add", edge, plugin, "--no-sync")
+    assert result.exit_code == 0, result.stderr
+    dependencies = load_manifest(project / "falco.toml").dependencies
+    assert dependencies["edge-rules"].to_input() == {
+        "ref": catalog.source("edge-rules"),
+        "tag": "main",
+    }
+    assert dependencies["k8saudit"].to_input() == {"ref": plugin, "version": "1.0.0"}
+    assert read_lock(project).by_name["k8saudit"].version == "1.0.0"
+
+
+def test_add_of_an_unknown_name_changes_nothing(catalog: Catalog, project: Path) -> None:
+    manifest = project / "falco.toml"
+    manifest.write_text(catalog.manifest('json = "0.7"\n'))
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    before = (manifest.read_bytes(), (project / "falco.lock").read_bytes())
+    result = run_cli("-C", str(project), "add", "k8saudit-rulez", "--no-sync")
+    assert result.exit_code == 1
+    assert "artifact 'k8saudit-rulez' not found in index local" in result.stderr
+    assert "did you mean `k8saudit-rules`" in result.stderr
+    assert (manifest.read_bytes(), (project / "falco.lock").read_bytes()) == before
+
+
+def test_add_that_conflicts_changes_nothing(catalog: Catalog, project: Path) -> None:
+    manifest = project / "falco.toml"
+    manifest.write_text(catalog.manifest('container = "1"\n'))
+    before = manifest.read_bytes()
+    result = run_cli("-C", str(project), "add", "falco-rules", "--no-sync")
+    assert result.exit_code == 1
+    assert "falco-rules 4.1.0 requires container >=0.4.0, <1.0.0" in result.stderr
+    assert 'falco.toml requires container = "1"' in result.stderr
+    assert manifest.read_bytes() == before and not (project / "falco.lock").exists()
+
+
+def test_add_then_sync_installs(catalog: Catalog, project: Path, tmp_path: Path) -> None:
+    rules_dir, plugins_dir = tmp_path / "rules", tmp_path / "plugins"
+    install = f'[install]\nrulesfiles_dir = "{rules_dir}"\nplugins_dir = "{plugins_dir}"\n\n'
+    (project / "falco.toml").write_text(catalog.manifest("", extra=install))
+    result = run_cli("-C", str(project), "add", "falco-rules")
+    assert result.exit_code == 0, result.stderr
+    assert (rules_dir / "falco_rules.yaml").is_file()
+    assert (plugins_dir / "libcontainer.so").is_file()
+
+
+def test_remove_keeps_comments_and_relocks(catalog: Catalog, project: Path) -> None:
+    manifest = project / "falco.toml"
+    manifest.write_text(commented_manifest(catalog) + 'falco-rules = "4"  # default rules\n')
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    result = run_cli("-C", str(project), "remove", "falco-rules")
+    assert result.exit_code == 0, result.stderr
+    text = manifest.read_text()
+    assert "falco-rules" not in text and "# default rules" not in text
+    for comment in (
+        "# Falco on the edge nodes",
+        "# both node pools",
+        "# the json plugin",
+        "# more below",
+    ):
+        assert comment in text
+    assert (
+        "Removed container 0.4.1" in result.stderr and "Removed falco-rules 4.1.0" in result.stderr
+    )
+    assert set(read_lock(project).by_name) == {"json"}
+
+
+def test_remove_of_an_unknown_name_is_an_error(catalog: Catalog, project: Path) -> None:
+    manifest = project / "falco.toml"
+    manifest.write_text(catalog.manifest(BASE_DEPENDENCIES))
+    before = manifest.read_bytes()
+    result = run_cli("-C", str(project), "remove", "falco-rulez")
+    assert result.exit_code == 1
+    assert "falco-rulez is not a dependency" in result.stderr
+    assert "did you mean `falco-rules`?" in result.stderr
+    assert manifest.read_bytes() == before
+
+
+@pytest.fixture
+def locked_project(catalog: Catalog, project: Path) -> Path:
+    (project / "falco.toml").write_text(
+        catalog.manifest(BASE_DEPENDENCIES + 'k8saudit = "=0.18.0"\n')
+    )
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    return project
+
+
+def test_tree_shows_who_brings_in_whom(locked_project: Path) -> None:
+    result = run_cli("-C", str(locked_project), "tree")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        'falco-rules 4.1.0 [rulesfile] (falco.toml: "4")',
+        "└── container 0.4.1 [plugin] (falco-rules requires >=0.4.0, <1.0.0)",
+        'k8saudit-rules 0.16.0 [rulesfile] (falco.toml: "0.16")',
+        "├── json 0.7.0 [plugin] (k8saudit-rules requires >=0.7.0, <1.0.0)",
+        "└── k8saudit 0.18.0 [plugin] (k8saudit-rules requires >=0.18.0, <1.0.0)",
+        'k8saudit 0.18.0 [plugin] (falco.toml: "=0.18.0")',
+    ]
+
+    as_json = run_cli("-C", str(locked_project), "tree", "--json")
+    data = json.loads(as_json.stdout)
+    assert data["roots"] == ["falco-rules", "k8saudit-rules", "k8saudit"]
+    k8saudit = next(a for a in data["artifacts"] if a["name"] == "k8saudit")
+    assert k8saudit["required_by"] == [
+        {"by": "falco.toml", "constraint": "=0.18.0"},
+        {"by": "k8saudit-rules", "constraint": ">=0.18.0, <1.0.0"},
+    ]
+
+
+def test_outdated_compares_locked_allowed_and_latest(locked_project: Path) -> None:
+    result = run_cli("-C", str(locked_project), "outdated")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["name", "type", "locked", "allowed", "latest"]
+    assert [line.split() for line in lines[1:]] == [
+        ["container", "plugin", "0.4.1", "0.4.1", "1.0.0"],
+        ["k8saudit", "plugin", "0.18.0", "0.18.0", "1.0.0"],
+    ]
+    data = json.loads(run_cli("-C", str(locked_project), "outdated", "--json").stdout)
+    rules = next(row for row in data if row["name"] == "falco-rules")
+    assert rules == {
+        "name": "falco-rules",
+        "type": "rulesfile",
+        "locked": "4.1.0",
+        "allowed": "4.1.0",
+        "latest": "4.1.0",
+        "outdated": False,
+    }
+
+
+def test_tree_without_a_lock_says_what_to_do(catalog: Catalog, project: Path) -> None:
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    result = run_cli("-C", str(project), "tree")
+    assert result.exit_code == 1
+    assert (
+        "falco.lock does not exist" in result.stderr
+        and "hint: run `falcopkg lock`" in result.stderr
+    )

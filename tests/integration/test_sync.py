@@ -1,0 +1,423 @@
+"""`falcopkg sync` against a real registry (SPEC §8): exact, offline, pruning, safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from falcopkg.artifact.platforms import host_platform
+from falcopkg.services.cache import BlobCache
+from tests.conftest import TmpHome
+from tests.fixtures.registries import RunningRegistry
+from tests.integration.test_sync_support import Project, push_raw_layer, run
+
+pytestmark = pytest.mark.registry
+
+RULES_V1 = (
+    b"- rule: demo\n  desc: v1\n  condition: evt.type = open\n  output: x\n  priority: INFO\n"
+)
+RULES_V2 = (
+    b"- rule: demo\n  desc: v2\n  condition: evt.type = open\n  output: y\n  priority: INFO\n"
+)
+PLUGIN_AMD64 = b"\x7fELF amd64 build " + bytes(range(256)) * 40
+PLUGIN_ARM64 = b"\x7fELF arm64 build " + bytes(reversed(range(256))) * 40
+HOST = host_platform()
+OTHER = "linux/arm64" if HOST != "linux/arm64" else "linux/amd64"
+YA1, YB1, YA2, YC2 = (f"- list: {n}\n  items: []\n".encode() for n in ("a1", "b1", "a2", "c2"))
+PLUGIN_FOR = {"linux/amd64": PLUGIN_AMD64, "linux/arm64": PLUGIN_ARM64}
+
+
+@pytest.fixture
+def project(
+    tmp_home: TmpHome, tmp_path: Path, plain_registry: RunningRegistry, unique_repo: str
+) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    return Project(root, plain_registry.host, unique_repo)
+
+
+def push_plugin(project: Project, name: str, version: str) -> None:
+    work = project.root.parent / "plugin-src" / f"{name}-{version}"
+    paths = []
+    for platform in ("linux/amd64", "linux/arm64"):
+        path = work / platform.replace("/", "-") / f"lib{name}.so"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(PLUGIN_FOR[platform])
+        paths.append(path)
+    project.push(name, version, paths, type_name="plugin", platforms=["linux/amd64", "linux/arm64"])
+
+
+def standard_project(project: Project) -> Project:
+    """falco-rules 1.0.0 (needs plugin `container`), other-rules 1.0.0, container 0.4.1."""
+    push_plugin(project, "container", "0.4.1")
+    project.push(
+        "falco-rules",
+        "1.0.0",
+        {"falco_rules.yaml": RULES_V1},
+        requires_plugins=[("container", "0.4.0")],
+    )
+    project.push("other-rules", "1.0.0", {"other_rules.yaml": b"- list: x\n  items: []\n"})
+    project.dependencies = {"falco-rules": "1", "other-rules": "1"}
+    project.write_manifest()
+    return project
+
+
+def test_sync_installs_exactly_the_locked_bytes_for_the_host_platform(project: Project) -> None:
+    standard_project(project)
+    result = project.sync()
+    assert result.code == 0, result
+    assert project.lock_path.is_file()
+    assert project.installed() == {
+        "rules/falco_rules.yaml": RULES_V1,
+        "rules/other_rules.yaml": b"- list: x\n  items: []\n",
+        "plugins/libcontainer.so": PLUGIN_FOR[HOST],
+    }
+    assert "+ " in result.err and "Synced: 3 added" in result.err
+    state = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
+    assert set(state["artifacts"]) == {"falco-rules", "other-rules"}
+    assert state["pending"] == {}
+
+    again = project.sync()
+    assert again.code == 0, again
+    assert "Nothing to do: 3 files of 3 artifacts are up to date" in again.err
+    assert run("-C", project.root, "verify").code == 0
+
+
+def test_platform_option_installs_that_platforms_plugin(project: Project) -> None:
+    standard_project(project)
+    result = project.sync("--platform", OTHER, "--plugins-dir", project.root / "other-plugins")
+    assert result.code == 0, result
+    assert (project.root / "other-plugins" / "libcontainer.so").read_bytes() == PLUGIN_FOR[OTHER]
+    bad = project.sync("--platform", "linux/riscv64")
+    assert bad.code == 1
+    assert "not locked for platform linux/riscv64" in bad.err
+    assert "hint:" in bad.err
+
+
+def test_no_network_when_cached_and_offline_into_new_directories(
+    tmp_home: TmpHome,
+    tmp_path: Path,
+    registry_factory: Callable[..., RunningRegistry],
+) -> None:
+    registry = registry_factory("plain")
+    root = tmp_path / "project"
+    root.mkdir()
+    project = standard_project(Project(root, registry.host, "acme"))
+    assert project.sync().code == 0
+    before = {p: (project.root / p).stat().st_mtime_ns for p in project.installed()}
+
+    registry.stop()
+    again = project.sync()
+    assert again.code == 0, again
+    assert "Nothing to do" in again.err
+    assert {p: (project.root / p).stat().st_mtime_ns for p in project.installed()} == before
+
+    # Into new directories, from the cache only.
+    offline = project.sync(
+        "--offline",
+        "--rulesfiles-dir",
+        root / "new-rules",
+        "--plugins-dir",
+        root / "new-plugins",
+    )
+    assert offline.code == 0, offline
+    assert (root / "new-rules" / "falco_rules.yaml").read_bytes() == RULES_V1
+    assert (root / "new-plugins" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
+
+    # Without the cache, --offline names what is missing.
+    shutil.rmtree(tmp_home.cache_dir)
+    missing = project.sync("--offline", "--rulesfiles-dir", root / "third")
+    assert missing.code == 1
+    assert "is not in the cache" in missing.err and "sha256:" in missing.err
+    assert "--offline" in missing.err
+    assert not (root / "third" / "falco_rules.yaml").exists()
+
+
+def test_removing_an_artifact_removes_its_files_and_unneeded_dependencies(project: Project) -> None:
+    standard_project(project)
+    assert project.sync().code == 0
+    (project.rules_dir / "my_rules.yaml").write_text("- list: mine\n  items: []\n")
+    (project.plugins_dir / "libmine.so").write_bytes(b"mine")
+
+    project.dependencies = {"other-rules": "1"}
+    project.write_manifest()
+    result = project.sync()
+    assert result.code == 0, result
+    assert "falco.lock" in result.err  # relocked
+    assert project.installed() == {
+        "rules/other_rules.yaml": b"- list: x\n  items: []\n",
+        "rules/my_rules.yaml": b"- list: mine\n  items: []\n",
+        "plugins/libmine.so": b"mine",
+    }
+    assert "container" not in project.lock_path.read_text()
+    assert run("-C", project.root, "verify").code == 0
+
+
+def test_upgrade_replaces_files_and_drops_files_the_new_version_lacks(project: Project) -> None:
+    project.push("edge-rules", "1.0.0", {"a.yaml": YA1, "b.yaml": YB1})
+    project.push("edge-rules", "2.0.0", {"a.yaml": YA2, "c.yaml": YC2})
+    project.dependencies = {"edge-rules": "=1.0.0"}
+    project.write_manifest()
+    assert project.sync().code == 0
+    assert project.installed() == {"rules/a.yaml": YA1, "rules/b.yaml": YB1}
+
+    project.dependencies = {"edge-rules": "2"}
+    project.write_manifest()
+    result = project.sync()
+    assert result.code == 0, result
+    assert project.installed() == {"rules/a.yaml": YA2, "rules/c.yaml": YC2}
+    assert "edge-rules 1.0.0 -> 2.0.0" in result.err
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(project: Project) -> None:
+    standard_project(project)
+    result = project.sync("--dry-run")
+    assert result.code == 0, result
+    assert "falco_rules.yaml" in result.out and "install falco-rules 1.0.0" in result.out
+    assert "libcontainer.so" in result.out
+    assert "Would update falco.lock" in result.err
+    assert not project.lock_path.exists()
+    assert project.installed() == {}
+    assert not project.rules_dir.exists()
+
+
+def test_locked_and_frozen(project: Project) -> None:
+    standard_project(project)
+    missing = project.sync("--locked")
+    assert missing.code == 1 and "does not exist" in missing.err and "falcopkg lock" in missing.err
+    assert project.sync().code == 0
+    locked_text = project.lock_path.read_text()
+
+    project.dependencies = {"other-rules": "1"}
+    project.write_manifest()
+    stale = project.sync("--locked")
+    assert stale.code == 1, stale
+    assert "out of date" in stale.err and "falco-rules was removed from falco.toml" in stale.err
+    assert project.lock_path.read_text() == locked_text
+
+    frozen = project.sync("--frozen")
+    assert frozen.code == 0, frozen
+    assert project.lock_path.read_text() == locked_text
+    assert "rules/falco_rules.yaml" in project.installed()
+    both = project.sync("--locked", "--frozen")
+    assert both.code == 2
+
+
+def test_modified_file_is_reported_and_kept_unless_force(project: Project) -> None:
+    standard_project(project)
+    assert project.sync().code == 0
+    target = project.rules_dir / "falco_rules.yaml"
+    target.write_bytes(b"# my local edits\n")
+
+    kept = project.sync()
+    assert kept.code == 1, kept
+    assert "kept" in kept.err and "falco_rules.yaml" in kept.err and "--force" in kept.err
+    assert target.read_bytes() == b"# my local edits\n"
+    drift = run("-C", project.root, "verify", "--json")
+    assert drift.code == 1
+    payload = json.loads(drift.out)
+    assert [(d["kind"], Path(d["path"]).name) for d in payload["drift"]] == [
+        ("modified", "falco_rules.yaml")
+    ]
+
+    forced = project.sync("--force")
+    assert forced.code == 0, forced
+    assert target.read_bytes() == RULES_V1
+    assert project.sync().code == 0
+
+
+def test_files_falcopkg_did_not_install_are_adopted_when_identical_else_kept(
+    project: Project,
+) -> None:
+    standard_project(project)
+    project.rules_dir.mkdir()
+    (project.rules_dir / "falco_rules.yaml").write_bytes(RULES_V1)  # e.g. from the Falco package
+    (project.rules_dir / "other_rules.yaml").write_bytes(b"someone else's file\n")
+    result = project.sync()
+    assert result.code == 1, result
+    assert "other_rules.yaml" in result.err and "not installed by falcopkg" in result.err
+    assert (project.rules_dir / "other_rules.yaml").read_bytes() == b"someone else's file\n"
+    state = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
+    assert "falco_rules.yaml" in state["artifacts"]["falco-rules"]["files"]  # adopted
+    assert state["artifacts"]["other-rules"]["files"] == {}
+
+    assert project.sync("--force").code == 0
+    assert (project.rules_dir / "other_rules.yaml").read_bytes() == b"- list: x\n  items: []\n"
+    assert "Nothing to do" in project.sync().err
+
+
+def test_tampered_blob_fails_naming_the_digest_and_keeps_no_bad_copy(
+    tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
+) -> None:
+    registry = registry_factory("plain")
+    root = tmp_path / "project"
+    root.mkdir()
+    project = Project(root, registry.host, "acme")
+    pushed = project.push("falco-rules", "1.0.0", {"falco_rules.yaml": RULES_V1})
+    layer_digest = pushed.manifests[0].layer.digest
+    project.dependencies = {"falco-rules": "1"}
+    project.write_manifest()
+    assert project.sync().code == 0  # the lock is written and verified
+
+    shutil.rmtree(tmp_home.cache_dir)
+    blob = registry.blob_path(layer_digest)
+    original = blob.read_bytes()
+    blob.write_bytes(bytes(b ^ 0x5A for b in original))
+    new_dirs = ("--rulesfiles-dir", root / "fresh")
+    failed = project.sync(*new_dirs)
+    assert failed.code == 1, failed
+    assert layer_digest in failed.err
+    assert not (root / "fresh" / "falco_rules.yaml").exists()
+    cache = BlobCache(tmp_home.cache_dir)
+    assert not cache.has(layer_digest)
+    assert (
+        not any((tmp_home.cache_dir / "tmp").glob("*"))
+        if (tmp_home.cache_dir / "tmp").exists()
+        else True
+    )
+
+    blob.write_bytes(original)
+    repaired = project.sync(*new_dirs)
+    assert repaired.code == 0, repaired
+    assert (root / "fresh" / "falco_rules.yaml").read_bytes() == RULES_V1
+    assert cache.has(layer_digest)
+
+
+def test_touched_file_is_rehashed_once_then_fast_again(project: Project) -> None:
+    standard_project(project)
+    assert project.sync().code == 0
+    target = project.rules_dir / "falco_rules.yaml"
+    stat = target.stat()
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    result = project.sync()
+    assert result.code == 0 and "Nothing to do" in result.err
+    state = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
+    assert (
+        state["artifacts"]["falco-rules"]["files"]["falco_rules.yaml"]["mtime_ns"]
+        == target.stat().st_mtime_ns
+    )
+
+
+HOSTILE = {
+    "dotdot": ({"../escape.yaml": b"x"}, "'../escape.yaml' escapes"),
+    "absolute": ({"/tmp/falcopkg-absolute.yaml": b"x"}, "absolute path"),
+    "symlink": ({"@symlink link.yaml": b"/etc/passwd"}, "'link.yaml' is a link"),
+    "hardlink": ({"ok.yaml": b"x", "@hardlink hard.yaml": b"ok.yaml"}, "'hard.yaml' is a link"),
+    "bomb": ({"zeros.yaml": bytes(8 * 1024 * 1024)}, "expands beyond"),
+}
+
+
+def _hostile_archive(path: Path, entries: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in entries.items():
+            if name.startswith("@"):
+                kind, _, link_name = name[1:].partition(" ")
+                info = tarfile.TarInfo(link_name)
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = data.decode()
+                tar.addfile(info)
+            else:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+@pytest.mark.parametrize("stage", ["lock", "install"])
+def test_hostile_archives_are_refused_and_nothing_is_written(
+    project: Project, monkeypatch: pytest.MonkeyPatch, kind: str, stage: str
+) -> None:
+    """Refused when locking reads the layer, and by the installer for a lock made elsewhere."""
+    from falcopkg.core.lockfile import Lock, LockedArtifact, LockedLayer, LockInputs, render_lock
+    from falcopkg.core.manifest import load_manifest
+
+    entries, message = HOSTILE[kind]
+    monkeypatch.setenv("FALCOPKG_MAX_UNPACKED_SIZE", str(1024 * 1024))
+    archive = _hostile_archive(project.root.parent / f"{kind}.tar.gz", entries)
+    pushed = push_raw_layer(project, "evil-rules", "1.0.0", archive)
+    project.dependencies = {"evil-rules": "1"}
+    manifest_path = project.write_manifest()
+    if stage == "install":
+        locked = LockedArtifact(
+            name="evil-rules",
+            type="rulesfile",
+            version="1.0.0",
+            source=project.ref("evil-rules"),
+            digest=pushed.digest,
+            index="test",
+            layer=LockedLayer(pushed.layer_digest, pushed.layer_size, ("evil.yaml",)),
+        )
+        inputs = LockInputs.from_manifest(load_manifest(manifest_path))
+        project.lock_path.write_text(render_lock(Lock(inputs, (locked,))))
+    result = project.sync("--frozen") if stage == "install" else project.sync()
+    assert result.code == 1, result
+    assert "evil-rules" in result.err and message in result.err, result.err
+    assert "hint:" in result.err
+    assert project.installed() == {}
+    assert not Path("/tmp/falcopkg-absolute.yaml").exists()
+    assert not (project.root / "escape.yaml").exists()
+    staging = project.rules_dir / ".falcopkg"
+    assert not staging.exists() or not [
+        p for p in staging.iterdir() if p.name.startswith("staging-")
+    ]
+
+
+def test_mirrors_oci_layout_and_registry(
+    tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
+) -> None:
+    """With the origin down: blobs from another registry, then from an OCI layout offline."""
+    origin, mirror = registry_factory("plain"), registry_factory("plain")
+    root = tmp_path / "project"
+    root.mkdir()
+    project = Project(root, origin.host, "acme")
+    standard_project(project)
+    assert project.sync().code == 0
+    # The same artifacts (same digests: pushes are reproducible) under a prefix elsewhere.
+    copy = Project(tmp_path / "copy", mirror.host, "cache/acme")
+    (tmp_path / "copy").mkdir()
+    standard_project(copy)
+    origin.stop()
+
+    text = (root / "falco.toml").read_text()
+    (root / "falco.toml").write_text(
+        text.replace(
+            f'[registries."{origin.host}"]\nplain_http = true\n',
+            f'[registries."{origin.host}"]\nplain_http = true\nmirror = "{mirror.host}/cache"\n\n'
+            f'[registries."{mirror.host}"]\nplain_http = true\n',
+        )
+    )
+    shutil.rmtree(tmp_home.cache_dir)
+    via_mirror = project.sync(
+        "--frozen", "--rulesfiles-dir", root / "m1", "--plugins-dir", root / "p1"
+    )
+    assert via_mirror.code == 0, via_mirror
+    assert (root / "m1" / "falco_rules.yaml").read_bytes() == RULES_V1
+    assert (root / "p1" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
+
+    # An OCI image layout holding the blobs (what `falcopkg vendor` writes), no network at all.
+    layout = root / "vendor"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    for blob in (tmp_home.cache_dir / "blobs" / "sha256").iterdir():
+        shutil.copy(blob, layout / "blobs" / "sha256" / blob.name)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    text = (root / "falco.toml").read_text()
+    (root / "falco.toml").write_text(
+        text.replace(f'mirror = "{mirror.host}/cache"', 'mirror = "oci-layout:vendor"')
+    )
+    mirror.stop()
+    shutil.rmtree(tmp_home.cache_dir)
+    offline = project.sync(
+        "--frozen", "--offline", "--rulesfiles-dir", root / "m2", "--plugins-dir", root / "p2"
+    )
+    assert offline.code == 0, offline
+    assert (root / "m2" / "falco_rules.yaml").read_bytes() == RULES_V1
+    assert (root / "p2" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
