@@ -44,3 +44,20 @@ def tmp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TmpHome:
         if var.startswith("FALCOPKG_REGISTRY_"):
             monkeypatch.delenv(var)
     return paths
+
+
+# Tests must never install into the real default directories of a Falco host.
+_REAL_INSTALL_DIRS = (Path("/etc/falco"), Path("/usr/share/falco/plugins"))
+_existing_dirs_key = pytest.StashKey[set[Path]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_existing_dirs_key] = {d for d in _REAL_INSTALL_DIRS if d.exists()}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = session.config.stash.get(_existing_dirs_key, set())
+    created = [str(d) for d in _REAL_INSTALL_DIRS if d.exists() and d not in before]
+    if created:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nerror: the tests wrote into the host's install directories: {created}")

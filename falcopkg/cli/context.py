@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from falcopkg import paths
 from falcopkg.cli.output import Console
 from falcopkg.errors import ConfigError
+
+if TYPE_CHECKING:
+    from falcopkg.core.manifest import Manifest
+    from falcopkg.oci.client import RegistryPool
+    from falcopkg.oci.credentials import Credential
 
 
 @dataclass
@@ -42,6 +49,32 @@ class AppContext:
                 hint="run `falcopkg init` to create one, or pass `-C DIR`",
             )
         return manifest
+
+    def load_manifest(self) -> Manifest | None:
+        """The parsed falco.toml of the project, or None outside a project."""
+        path = self.find_manifest()
+        if path is None:
+            return None
+        from falcopkg.core.manifest import load_manifest
+
+        return load_manifest(path)
+
+    def registry_pool(
+        self,
+        *,
+        plain_http: bool = False,
+        credential_overrides: Mapping[str, Credential] | None = None,
+        manifest: Manifest | None = None,
+    ) -> RegistryPool:
+        """Registry clients with falco.toml's ``[registries]`` options (in a project) and flags."""
+        from falcopkg.services.registries import registry_pool
+
+        return registry_pool(
+            manifest if manifest is not None else self.load_manifest(),
+            plain_http=plain_http,
+            credential_overrides=credential_overrides,
+            warn=self.console.warn,
+        )
 
     @property
     def project_dir(self) -> Path:

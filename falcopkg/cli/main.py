@@ -80,7 +80,9 @@ class LazyGroup(click.Group):
 )
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and data.")
-@click.option("--color/--no-color", default=None, help="Force or disable colour (NO_COLOR honoured).")
+@click.option(
+    "--color/--no-color", default=None, help="Force or disable colour (NO_COLOR honoured)."
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -108,7 +110,9 @@ def cli(
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map errors to one message with a hint and exit codes 0/1/2."""
     args = sys.argv[1:] if argv is None else argv
-    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args)
+    verbose = any(
+        a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
+    )
     console = Console(verbosity=1 if verbose else 0)
     try:
         cli.main(args=args, prog_name="falcopkg", standalone_mode=False)

@@ -861,8 +861,10 @@ class RegistryClient:
     def _transport_error(self, exc: BaseException, url: str) -> NetworkError:
         host = urlsplit(url).netloc or self.host
         registry_hint = (
-            f"check the host and port; if {host} serves plain HTTP, set plain_http = true under "
-            f'[registries."{host}"] in falco.toml or pass --plain-http'
+            f"check that the registry at {host} is running and the host and port are right"
+            if self.options.plain_http
+            else f"check the host and port; if {host} serves plain HTTP, set plain_http = true "
+            f'under [registries."{host}"] in falco.toml or pass --plain-http'
         )
         causes = list(_causes(exc))
         if isinstance(exc, requests.exceptions.SSLError):

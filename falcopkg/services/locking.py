@@ -36,7 +36,6 @@ from falcopkg.fsutil import atomic_write_text
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
     from falcopkg.oci.client import RegistryPool
-    from falcopkg.oci.credentials import Warn
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import LoadedIndex
     from falcopkg.services.metadata import RegistryMetadataProvider
@@ -328,16 +327,3 @@ def _version(artifact: LockedArtifact) -> str:
 
 def _shown(artifact: LockedArtifact) -> str:
     return f"{artifact.name} {_version(artifact)}"
-
-
-def registry_pool(manifest: Manifest | None, *, warn: Warn | None = None) -> RegistryPool:
-    """A RegistryPool with the per-registry options of falco.toml's ``[registries]``."""
-    from falcopkg.oci.client import RegistryOptions, RegistryPool
-
-    options = {
-        host: RegistryOptions(
-            plain_http=settings.plain_http, insecure=settings.insecure, ca_file=settings.ca_file
-        )
-        for host, settings in (manifest.registries.items() if manifest is not None else ())
-    }
-    return RegistryPool(options, warn=warn)

@@ -358,7 +358,7 @@ def test_registry_down_fails_fast(registry_factory: Callable[..., RunningRegistr
     assert time.monotonic() - started < 30
     assert isinstance(info.value, NetworkError)
     assert info.value.message == f"cannot reach registry {registry.host}: connection refused"
-    assert "--plain-http" in (info.value.hint or "")
+    assert "is running" in (info.value.hint or "")
 
 
 def test_unused_port_fails_fast() -> None:

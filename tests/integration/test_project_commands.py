@@ -124,11 +124,26 @@ def test_add_then_sync_installs(catalog: Catalog, project: Path, tmp_path: Path)
     assert (plugins_dir / "libcontainer.so").is_file()
 
 
+def test_remove_uninstalls_its_files_and_keeps_the_users(
+    catalog: Catalog, project: Path, tmp_path: Path
+) -> None:
+    rules_dir, plugins_dir = tmp_path / "rules", tmp_path / "plugins"
+    install = f'[install]\nrulesfiles_dir = "{rules_dir}"\nplugins_dir = "{plugins_dir}"\n\n'
+    (project / "falco.toml").write_text(catalog.manifest("", extra=install))
+    assert run_cli("-C", str(project), "add", "falco-rules").exit_code == 0
+    (rules_dir / "my_rules.yaml").write_text("- list: mine\n  items: []\n")
+    result = run_cli("-C", str(project), "remove", "falco-rules")
+    assert result.exit_code == 0, result.stderr
+    assert not (rules_dir / "falco_rules.yaml").exists()
+    assert not (plugins_dir / "libcontainer.so").exists()
+    assert (rules_dir / "my_rules.yaml").read_text() == "- list: mine\n  items: []\n"
+
+
 def test_remove_keeps_comments_and_relocks(catalog: Catalog, project: Path) -> None:
     manifest = project / "falco.toml"
     manifest.write_text(commented_manifest(catalog) + 'falco-rules = "4"  # default rules\n')
     assert run_cli("-C", str(project), "lock").exit_code == 0
-    result = run_cli("-C", str(project), "remove", "falco-rules")
+    result = run_cli("-C", str(project), "remove", "falco-rules", "--no-sync")
     assert result.exit_code == 0, result.stderr
     text = manifest.read_text()
     assert "falco-rules" not in text and "# default rules" not in text

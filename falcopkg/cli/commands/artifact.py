@@ -20,7 +20,7 @@ from falcopkg.services.indexes import IndexStore, LoadedIndex
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
-    from falcopkg.oci.client import RegistryClient, RegistryPool
+    from falcopkg.oci.client import RegistryClient
 
 DESCRIPTION_WIDTH = 60
 HEAD_WORKERS = 8
@@ -222,14 +222,14 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     REF is an index name or a registry reference, with an optional :tag or @digest
     (default: the newest version).
     """
-    from falcopkg.core.reference import parse_reference
+    from falcopkg.cli.params import reference_argument
     from falcopkg.services.indexes import resolve_reference
 
-    reference = parse_reference(ref)
+    reference = reference_argument(ref)
     indexes = load_indexes(app) if reference.is_index_name else []
     located, entry, index_name = resolve_reference(reference, indexes)
     assert located.registry is not None
-    with _registry_pool(app, plain_http) as pool:
+    with app.registry_pool(plain_http=plain_http) as pool:
         details = _gather(pool.client(located.registry), located.repository, located.version_ref)
     result = ArtifactInfo(
         reference=located.locator,
@@ -245,24 +245,6 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
         app.console.json(_info_json(result))
     else:
         app.console.data(_info_text(result))
-
-
-def _registry_pool(app: AppContext, plain_http: bool) -> RegistryPool:
-    """Per-registry options from the project's ``[registries."host"]`` tables, if any."""
-    from falcopkg.oci.client import RegistryOptions, RegistryPool
-
-    options: dict[str, RegistryOptions] = {}
-    manifest_path = app.find_manifest()
-    if manifest_path is not None:
-        from falcopkg.core.manifest import load_manifest
-
-        for host, settings in load_manifest(manifest_path).registries.items():
-            options[host] = RegistryOptions(
-                plain_http=settings.plain_http,
-                insecure=settings.insecure,
-                ca_file=settings.ca_file,
-            )
-    return RegistryPool(options, plain_http=plain_http, warn=app.console.warn)
 
 
 def _gather(

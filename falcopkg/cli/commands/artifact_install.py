@@ -55,8 +55,8 @@ def install(
 ) -> None:
     """Resolve and install artifacts by reference (name[:tag|@digest] or host/repo[:tag|@digest])."""
     from falcopkg.artifact.platforms import host_platform, validate_platform
+    from falcopkg.cli.params import reference_argument
     from falcopkg.core.manifest import DependencySpec, Manifest, load_manifest
-    from falcopkg.core.reference import parse_reference
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.installer import install_artifacts
     from falcopkg.services.locking import lock_project
@@ -73,7 +73,7 @@ def install(
         )
     dependencies: dict[str, DependencySpec] = {}
     for text in refs:
-        reference = parse_reference(text)
+        reference = reference_argument(text)
         if reference.name in dependencies:
             raise UsageError(
                 f"{text!r} and another reference both name an artifact {reference.name!r}",

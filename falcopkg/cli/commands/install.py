@@ -404,10 +404,11 @@ class RegistryAccess:
     def pool(self) -> RegistryPool:
         with self._lock:
             if self._pool is None:
-                from falcopkg.services.locking import registry_pool
+                from falcopkg.services.registries import registry_pool
 
-                self._pool = registry_pool(self._manifest, warn=self._warn)
-                self._pool.plain_http = self._plain_http or self._pool.plain_http
+                self._pool = registry_pool(
+                    self._manifest, plain_http=self._plain_http, warn=self._warn
+                )
             return self._pool
 
     def client(self, host: str) -> RegistryClient:

@@ -97,9 +97,9 @@ def add(app: AppContext, refs: tuple[str, ...], no_sync: bool, offline: bool) ->
 
 def _dependency_for(text: str) -> tuple[str, str | dict[str, str], bool]:
     """(name, falco.toml value, whether the resolved version should be written in)."""
-    from falcopkg.core.reference import parse_reference
+    from falcopkg.cli.params import reference_argument
 
-    reference = parse_reference(text)
+    reference = reference_argument(text)
     value: dict[str, str] = {} if reference.is_index_name else {"ref": reference.locator}
     constraint = _as_constraint(reference.tag) if reference.tag else None
     needs_version = False
@@ -142,10 +142,11 @@ def _with_version(value: str | dict[str, str], version: str) -> str | dict[str, 
 
 @click.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--no-sync", is_flag=True, help="Only update falco.toml and falco.lock.")
 @click.option("--offline", is_flag=True, help="Use only cached metadata.")
 @pass_app
-def remove(app: AppContext, names: tuple[str, ...], offline: bool) -> None:
-    """Remove artifacts from falco.toml and relock."""
+def remove(app: AppContext, names: tuple[str, ...], no_sync: bool, offline: bool) -> None:
+    """Remove artifacts from falco.toml, relock and sync (their files are uninstalled)."""
     import tomlkit
 
     from falcopkg.core.manifest import parse_manifest, remove_dependency
@@ -165,6 +166,8 @@ def remove(app: AppContext, names: tuple[str, ...], offline: bool) -> None:
     lock = _lock(app, manifest, existing, offline=offline)
     _save_document(manifest_path, document)
     _write_lock(app, manifest, existing, lock)
+    if not no_sync:
+        _sync(app, offline=offline)
 
 
 def _known_hint(name: str, dependencies: Mapping[str, Any]) -> str:
@@ -275,9 +278,7 @@ def _registries(
 
     pool = None
     if not offline:
-        from falcopkg.services.locking import registry_pool
-
-        pool = registry_pool(manifest, warn=app.console.warn)
+        pool = app.registry_pool(manifest=manifest)
     return pool, BlobCache(app.cache_dir)
 
 
@@ -347,10 +348,8 @@ def _write_lock(
 
 
 def _sync(app: AppContext, *, offline: bool) -> None:
-    try:
-        from falcopkg.cli.commands.install import run_sync
-    except ImportError:  # no installer in this build
-        return
+    from falcopkg.cli.commands.install import run_sync
+
     run_sync(app, offline=offline)
 
 

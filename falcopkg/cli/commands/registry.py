@@ -9,7 +9,6 @@ by `login`, the Docker config) and are looked up only when a registry asks for t
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ from falcopkg.errors import UsageError
 
 if TYPE_CHECKING:
     from falcopkg.core.reference import Reference
-    from falcopkg.oci.client import RegistryClient, RegistryOptions
+    from falcopkg.oci.client import RegistryClient
     from falcopkg.oci.credentials import Credential
 
 DEFAULT_TAG = "latest"  # falcoctl's default when a reference has neither tag nor digest
@@ -34,27 +33,6 @@ def registry() -> None:
 # --- shared plumbing ------------------------------------------------------------------------
 
 
-def registry_options(app: AppContext, host: str, *, plain_http: bool = False) -> RegistryOptions:
-    """Options for ``host``: falco.toml's ``[registries."host"]`` in a project, plus flags."""
-    from falcopkg.oci.client import RegistryOptions
-
-    options = RegistryOptions()
-    manifest_path = app.find_manifest()
-    if manifest_path is not None:
-        from falcopkg.core.manifest import load_manifest
-
-        settings = load_manifest(manifest_path).registries.get(host)
-        if settings is not None:
-            options = RegistryOptions(
-                plain_http=settings.plain_http,
-                insecure=settings.insecure,
-                ca_file=settings.ca_file,
-            )
-    if plain_http and not options.plain_http:
-        options = replace(options, plain_http=True)
-    return options
-
-
 def registry_client(
     app: AppContext,
     host: str,
@@ -62,20 +40,16 @@ def registry_client(
     plain_http: bool = False,
     credential: Credential | None = None,
 ) -> RegistryClient:
-    """A client for ``host`` whose credential is looked up lazily (§9 order) unless given."""
-    from falcopkg.oci.client import RegistryClient
-    from falcopkg.oci.credentials import lookup_credential
-
-    options = registry_options(app, host, plain_http=plain_http)
-    if credential is not None:
-        return RegistryClient(host, options, credential)
-    return RegistryClient(host, options, lambda: lookup_credential(host, warn=app.console.warn))
+    """A client for ``host`` with falco.toml's options; the credential is ``credential`` or
+    looked up lazily in the §9 order."""
+    overrides = {host: credential} if credential is not None else None
+    return app.registry_pool(plain_http=plain_http, credential_overrides=overrides).client(host)
 
 
 def _registry_reference(text: str, command: str) -> Reference:
-    from falcopkg.core.reference import parse_reference
+    from falcopkg.cli.params import reference_argument
 
-    reference = parse_reference(text)
+    reference = reference_argument(text)
     if reference.registry is None:
         raise UsageError(
             f"{command} needs a registry reference, not the name {text!r}",
