@@ -67,3 +67,14 @@ def test_errors_have_no_traceback_unless_verbose(tmp_path: Path) -> None:
     verbose = run("-v", "lock", cwd=tmp_path)
     assert verbose.returncode == 1
     assert "Traceback" in verbose.stderr
+
+
+def test_global_options_work_after_the_command(tmp_path: Path) -> None:
+    before = run("-C", str(tmp_path), "init")
+    assert before.returncode == 0, before.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    after = run("init", "-C", str(other), "-q")
+    assert after.returncode == 0, after.stderr
+    assert (other / "falco.toml").is_file()
+    assert after.stderr == ""  # -q after the command silences the messages

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import click
 
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.cli.group import lazy_group
 from falcopkg.core.index import IndexEntry
 from falcopkg.errors import FalcopkgError
 from falcopkg.services.indexes import IndexStore, LoadedIndex
@@ -26,48 +27,16 @@ DESCRIPTION_WIDTH = 60
 HEAD_WORKERS = 8
 
 
-# -- install (from the installer's module, loaded only when used) ------------------------------
-
-
-INSTALL_MODULE = "falcopkg.cli.commands.artifact_install"
-
-
-def _install_command() -> click.Command | None:
-    """`artifact install` from its own module; None while that module does not exist.
-
-    Imported on demand rather than at the top so that `artifact search` does not pay for
-    the installer's imports.
-    """
-    import importlib
-
-    try:
-        module = importlib.import_module(INSTALL_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != INSTALL_MODULE:
-            raise
-        return None
-    command = getattr(module, "install", None)
-    return command if isinstance(command, click.Command) else None
-
-
-class _ArtifactGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        import importlib.util
-
-        names = set(super().list_commands(ctx))
-        if importlib.util.find_spec(INSTALL_MODULE) is not None:
-            names.add("install")
-        return sorted(names)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "install" and "install" not in self.commands:
-            command = _install_command()
-            if command is not None:
-                self.add_command(command, "install")
-        return super().get_command(ctx, cmd_name)
-
-
-@click.group(cls=_ArtifactGroup)
+@lazy_group(
+    # `install` lives in its own module so that `artifact search` does not pay for the
+    # installer's imports.
+    {
+        "install": (
+            "falcopkg.cli.commands.artifact_install:install",
+            "Resolve and install artifacts by reference.",
+        )
+    }
+)
 def artifact() -> None:
     """Search, inspect and install artifacts."""
 
