@@ -35,7 +35,7 @@ def atomic_writer(path: Path, *, mode: int | None = None) -> Iterator[IO[bytes]]
         elif path.exists():
             os.chmod(tmp, path.stat().st_mode & 0o7777)
         else:
-            os.chmod(tmp, 0o666 & ~_umask())
+            os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -52,13 +52,22 @@ def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
-_UMASK: int | None = None
+def _read_umask() -> int:
+    """The process umask, read without changing it where the kernel tells it (Linux 4.7+).
+
+    The portable probe (set, then restore) briefly changes a process-wide setting: another
+    thread creating a directory in that window would get mode 0777, so it is done once only.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
-def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        current = os.umask(0)
-        os.umask(current)
-        _UMASK = current
-    return _UMASK
+_UMASK = _read_umask()
