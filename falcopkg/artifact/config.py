@@ -232,15 +232,24 @@ def parse_depends_on(values: Iterable[str]) -> tuple[Dependency, ...]:
 
 def parse_requires(values: Iterable[str]) -> tuple[Requirement, ...]:
     """``--requires name:version`` values, sorted by name; a repeated name updates the version."""
+    from falcopkg.core.versions import parse_version, requirement_version
+
+    hint = "write NAME:VERSION, e.g. `--requires plugin_api_version:3.10.0`"
     reqs: dict[str, str] = {}
     for value in values:
         parts = value.split(":")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise UsageError(f"invalid --requires value {value!r}", hint=hint)
+        name, version = parts[0].strip(), parts[1].strip()
+        # Falco compares requirements as semver (a legacy engine_version is an integer).
+        if parse_version(requirement_version(name, version)) is None:
+            legacy = " (or an integer)" if name == ENGINE_VERSION_LEGACY else ""
             raise UsageError(
-                f"invalid --requires value {value!r}",
-                hint="write NAME:VERSION, e.g. `--requires plugin_api_version:3.10.0`",
+                f"invalid --requires value {value!r}: version {version!r} of {name!r} is not "
+                f"a semver version like 1.2.3{legacy}",
+                hint=hint,
             )
-        reqs[parts[0].strip()] = parts[1].strip()
+        reqs[name] = version
     return tuple(Requirement(name, reqs[name]) for name in sorted(reqs))
 
 

@@ -70,17 +70,19 @@ class RemoteArtifact:
         return sorted(p for p in self.platforms if p != SINGLE_PLATFORM)
 
     def select(self, platform: str | None, *, where: str | None = None) -> PlatformManifest:
-        """The manifest for ``platform``; a single-manifest artifact serves every platform.
+        """The manifest for ``platform``; a single-manifest artifact serves every platform
+        (never for a multi-platform type: a plugin's binary is for one platform only).
 
         PlatformNotFoundError lists the platforms there are.
         """
+        name = where or f"{self.repository}@{self.root_digest}"
         single = self.platforms.get(SINGLE_PLATFORM)
         if single is not None:
+            _check_shape(self.type, self.root_media_type, name)
             return single
         if platform is not None and platform in self.platforms:
             return self.platforms[platform]
         available = ", ".join(self.platform_names) or "none"
-        name = where or f"{self.repository}@{self.root_digest}"
         raise PlatformNotFoundError(
             f"{name} has no manifest for platform {platform}; available: {available}",
             hint=f"pass `--platform` with one of: {available}",
@@ -125,18 +127,23 @@ def inspect_artifact(client: RegistryClient, repository: str, reference: str) ->
             hint="falcopkg handles Falco artifacts pushed by falcoctl or falcopkg",
         )
 
+    # Every platform manifest must say the same type: one that does not is not the
+    # artifact the others describe.
+    types = {
+        name: _artifact_type(manifest, manifest_bodies[name], _platform_where(where, name))
+        for name, manifest in platforms.items()
+    }
     first = platforms[min(platforms)]
-    config_media_type = _config_descriptor(manifest_bodies[min(platforms)], where).media_type
-    artifact_type = type_for_media_type(first.layer.media_type) or type_for_media_type(
-        config_media_type
-    )
-    if artifact_type is None:
-        known = ", ".join(ARTIFACT_TYPES)
-        raise UnknownArtifactTypeError(
-            f"{where} is not a Falco artifact: layer media type {first.layer.media_type!r} "
-            f"and config media type {config_media_type!r} are unknown",
-            hint=f"falcopkg knows the artifact types {known}",
+    artifact_type = types[min(platforms)]
+    disagreeing = sorted(name for name, t in types.items() if t != artifact_type)
+    if disagreeing:
+        found = ", ".join(f"{name}: {types[name].name}" for name in sorted(types))
+        raise InvalidManifestError(
+            f"{where} mixes artifact types across its platforms ({found})",
+            hint="every platform manifest of an artifact must have the same type; "
+            "the artifact is broken upstream, ask its publisher",
         )
+    _check_shape(artifact_type, root.media_type, where)
     config_bytes = client.get_blob_bytes(repository, first.config_digest, max_size=MAX_CONFIG_BYTES)
     config = ArtifactConfig.from_json(config_bytes, source=f"config of {where}")
     annotations = root_body.get("annotations")
@@ -149,6 +156,36 @@ def inspect_artifact(client: RegistryClient, repository: str, reference: str) ->
         platforms=platforms,
         annotations=dict(annotations) if isinstance(annotations, dict) else None,
     )
+
+
+def _artifact_type(manifest: PlatformManifest, body: dict[str, Any], where: str) -> ArtifactType:
+    """The type layer 0's media type names, else the config's (falcoctl sets both)."""
+    config_media_type = _config_descriptor(body, where).media_type
+    found = type_for_media_type(manifest.layer.media_type) or type_for_media_type(config_media_type)
+    if found is None:
+        known = ", ".join(ARTIFACT_TYPES)
+        raise UnknownArtifactTypeError(
+            f"{where} is not a Falco artifact: layer media type {manifest.layer.media_type!r} "
+            f"and config media type {config_media_type!r} are unknown",
+            hint=f"falcopkg knows the artifact types {known}",
+        )
+    return found
+
+
+def _check_shape(artifact_type: ArtifactType, root_media_type: str, where: str) -> None:
+    """A multi-platform type (a plugin) is always an image index (SPEC §2): pushed as one
+    manifest, its single binary would be served to every platform."""
+    if artifact_type.multi_platform and not mediatypes.is_index(root_media_type):
+        raise InvalidManifestError(
+            f"{where} is a {artifact_type.name} pushed as a single image manifest, not an "
+            f"image index with one manifest per platform",
+            hint=f"a {artifact_type.name} must be pushed as an image index (falcoctl and "
+            f"`falcopkg registry push --platform OS/ARCH` do this); ask its publisher",
+        )
+
+
+def _platform_where(where: str, platform: str) -> str:
+    return f"{where} ({platform})" if platform else where
 
 
 def _where(client: RegistryClient, repository: str, reference: str) -> str:

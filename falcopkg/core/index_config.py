@@ -16,6 +16,7 @@ user's credentials file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ from falcopkg.errors import ConfigError
 INDEX_KEY = "index"
 ALLOWED_KEYS = ("name", "url", "allow_http", "ca_file")
 CREDENTIAL_KEYS = ("username", "password", "token", "auth")
+# What an index URL may be; anything else with `scheme://` is an error, not a local path.
+INDEX_URL_SCHEMES = ("https", "http", "file")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,13 @@ def read_index_configs(
                 hint="remove `user:password@` from the URL and run `falcopkg index add NAME URL "
                 "--username U --password-stdin` to store them in your credentials file",
             )
+        scheme = url_scheme(url.strip())
+        if scheme is not None and scheme not in INDEX_URL_SCHEMES:
+            raise ConfigError(
+                f"{at('url')}index {name!r}: unsupported URL scheme `{scheme}://`",
+                hint="use an https:// URL (http:// with `allow_http = true`), a file:// URL "
+                "or a local path",
+            )
         allow_http = table.get("allow_http", False)
         if not isinstance(allow_http, bool):
             raise ConfigError(
@@ -161,6 +172,12 @@ def read_index_configs(
             IndexConfig(name, url.strip(), allow_http, ca_file or None, base_dir=base_dir)
         )
     return configs
+
+
+def url_scheme(url: str) -> str | None:
+    """The ``scheme`` of ``scheme://…``, or None for a plain path."""
+    match = _SCHEME_RE.match(url)
+    return match.group(1) if match else None
 
 
 def has_userinfo(url: str) -> bool:

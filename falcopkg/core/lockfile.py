@@ -3,7 +3,10 @@
 The file is hand-rendered TOML: fixed key order, sorted artifacts and keys, no timestamps
 and no credentials, so the same inputs always give the same bytes and a change touches few
 lines. Parsing accepts any valid TOML of that shape (keys it does not know are ignored, so
-that a newer falcopkg can add some) and names ``falco.lock:LINE`` in its errors.
+that a newer falcopkg can add some) and names ``falco.lock:LINE`` in its errors. Values
+that installs act on are checked, since the lock may be edited or merged by hand: digests,
+``source`` (a registry location: no scheme, credentials, tag or digest), layer file paths
+(relative, normalized, no ``..``) and dependency names (locked artifacts).
 
 Staleness (``stale_reasons``) is semantic: a lock is fresh while the locked set still
 satisfies falco.toml, even if the manifest's text changed.
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from falcopkg.core.reference import DIGEST_RE
 from falcopkg.core.versions import (
     Version,
     falco_requirement,
@@ -112,7 +116,9 @@ class LockInputs:
     dependencies: dict[str, str | dict[str, str]] = field(default_factory=dict)
     platforms: tuple[str, ...] = ()
     target: dict[str, str] = field(default_factory=dict)
-    indexes: dict[str, str] = field(default_factory=dict)  # name -> url, in manifest order
+    # name -> url in manifest order (rendered unsorted; TOML parsers keep a table's order):
+    # the first index naming an artifact wins, so the order is part of what was locked.
+    indexes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> LockInputs:
@@ -252,6 +258,13 @@ def parse_lock(text: str, source: str) -> Lock:
         raise ConfigError(
             f"{source}: artifact {duplicates[0]!r} is locked twice", hint=REGENERATE_HINT
         )
+    for position, artifact in enumerate(artifacts):
+        unknown = [name for name in artifact.dependencies if name not in names]
+        if unknown:
+            raise reader.error(
+                ("artifact", position, "dependencies"),
+                f"artifact {artifact.name!r} depends on {unknown[0]!r}, which is not locked",
+            )
     return Lock(inputs=inputs, artifacts=tuple(artifacts), version=LOCK_VERSION)
 
 
@@ -296,6 +309,60 @@ class _LockReader:
             raise self.error((*at, key), f"`{key}` must be a non-empty string")
         return value
 
+    def _digest(
+        self, table: Mapping[str, Any], key: str, at: tuple[str | int, ...], artifact: str
+    ) -> str:
+        value = self._str(table, key, at)
+        assert value is not None
+        if not DIGEST_RE.match(value):
+            # The value is not echoed: a damaged lock may hold anything.
+            raise self.error(
+                (*at, key),
+                f"artifact {artifact!r}: `{key}` is not a digest (expected sha256: and 64 "
+                "lowercase hex digits)",
+            )
+        return value
+
+    def _source(self, table: Mapping[str, Any], at: tuple[str | int, ...], artifact: str) -> str:
+        from falcopkg.core.reference import parse_reference
+        from falcopkg.errors import InvalidReferenceError
+
+        value = self._str(table, "source", at)
+        assert value is not None
+        try:
+            reference = parse_reference(value)
+            valid = (
+                not reference.is_index_name
+                and reference.tag is None
+                and reference.digest is None
+                and reference.locator == value
+            )
+        except InvalidReferenceError:
+            valid = False
+        if not valid:
+            # Not echoed either: it could carry credentials (http://user:password@host/…).
+            raise self.error(
+                (*at, "source"),
+                f"artifact {artifact!r}: `source` must be a registry location host/repository "
+                "(no scheme, credentials, tag or digest)",
+            )
+        return value
+
+    def _files(
+        self, table: Mapping[str, Any], at: tuple[str | int, ...], artifact: str
+    ) -> tuple[str, ...]:
+        files = self._str_list(table, "files", at)
+        for path in files:
+            parts = path.split("/")
+            if "\\" in path or "\x00" in path or any(part in ("", ".", "..") for part in parts):
+                # Installs join these to their directory: only plain relative paths.
+                raise self.error(
+                    (*at, "files"),
+                    f"artifact {artifact!r}: layer file {path!r} is not a relative path inside "
+                    "the install directory (no leading /, no empty, . or .. parts, no \\)",
+                )
+        return files
+
     def _str_map(
         self, table: Mapping[str, Any], key: str, at: tuple[str | int, ...]
     ) -> dict[str, str]:
@@ -337,24 +404,23 @@ class _LockReader:
             indexes=self._str_map(raw, "indexes", at),
         )
 
-    def layer(self, raw: Any, at: tuple[str | int, ...]) -> LockedLayer:
+    def layer(self, raw: Any, at: tuple[str | int, ...], artifact: str) -> LockedLayer:
         if not isinstance(raw, Mapping):
             raise self.error(at, "`layer` must be a table with digest, size and files")
         size = raw.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise self.error(at, "layer `size` must be a non-negative integer")
-        digest = self._str(raw, "digest", at)
-        assert digest is not None
-        return LockedLayer(digest, size, self._str_list(raw, "files", at))
+        digest = self._digest(raw, "digest", at, artifact)
+        return LockedLayer(digest, size, self._files(raw, at, artifact))
 
     def artifact(self, position: int, raw: Any) -> LockedArtifact:
         at: tuple[str | int, ...] = ("artifact", position)
         if not isinstance(raw, Mapping):
             raise self.error(at, "each [[artifact]] must be a table")
-        name, kind, source, digest = (
-            self._str(raw, key, at) for key in ("name", "type", "source", "digest")
-        )
-        assert name is not None and kind is not None and source is not None and digest is not None
+        name, kind = (self._str(raw, key, at) for key in ("name", "type"))
+        assert name is not None and kind is not None
+        source = self._source(raw, at, name)
+        digest = self._digest(raw, "digest", at, name)
         platforms: dict[str, LockedPlatform] = {}
         raw_platforms = raw.get("platforms", {})
         if not isinstance(raw_platforms, Mapping):
@@ -363,12 +429,11 @@ class _LockReader:
             where = (*at, "platforms", platform)
             if not isinstance(entry, Mapping):
                 raise self.error(where, f"artifact {name!r}: platform {platform!r} must be a table")
-            manifest = self._str(entry, "manifest", where)
-            assert manifest is not None
+            manifest = self._digest(entry, "manifest", where, name)
             platforms[platform] = LockedPlatform(
-                manifest, self.layer(entry.get("layer"), (*where, "layer"))
+                manifest, self.layer(entry.get("layer"), (*where, "layer"), name)
             )
-        layer = self.layer(raw["layer"], (*at, "layer")) if "layer" in raw else None
+        layer = self.layer(raw["layer"], (*at, "layer"), name) if "layer" in raw else None
         if layer is None and not platforms:
             raise self.error(at, f"artifact {name!r} has neither `layer` nor `platforms`")
         return LockedArtifact(
@@ -398,6 +463,7 @@ def stale_reasons(manifest: Manifest, lock: Lock) -> list[str]:
     """
     reasons: list[str] = []
     locked = lock.by_name
+    manifest_indexes = {index.name: index.url for index in manifest.indexes}  # in order
     for name, spec in manifest.dependencies.items():
         artifact = locked.get(name)
         if artifact is None:
@@ -442,7 +508,37 @@ def stale_reasons(manifest: Manifest, lock: Lock) -> list[str]:
                 reasons.append(f"{artifact.name}: index {artifact.index!r} is no longer configured")
             elif lock.inputs.indexes.get(artifact.index) != current.url:
                 reasons.append(f"{artifact.name}: the URL of index {artifact.index!r} changed")
+            else:
+                reasons += _indexes_now_ahead(manifest, manifest_indexes, lock, artifact)
     return list(dict.fromkeys(reasons))
+
+
+def _indexes_now_ahead(
+    manifest: Manifest, manifest_indexes: dict[str, str], lock: Lock, artifact: LockedArtifact
+) -> list[str]:
+    """Indexes that now come before the one ``artifact`` was found in and were not there
+    (with that URL) when it was locked: the first index naming it wins (§3), so one of them
+    may now win. Conservative without fetching anything: `lock` then decides."""
+    spec = manifest.dependencies.get(artifact.name)
+    if spec is not None and (spec.index is not None or spec.ref is not None):
+        return []  # not looked up across indexes
+    assert artifact.index is not None
+    locked_order, manifest_order = list(lock.inputs.indexes), list(manifest_indexes)
+    locked_ahead = locked_order[: locked_order.index(artifact.index)]
+    reasons = []
+    for name in manifest_order[: manifest_order.index(artifact.index)]:
+        if name not in locked_ahead:
+            how = "was added" if name not in lock.inputs.indexes else "was moved"
+            reasons.append(
+                f"{artifact.name}: index {name!r} {how} before {artifact.index!r} and may "
+                "define it too"
+            )
+        elif lock.inputs.indexes[name] != manifest_indexes[name]:
+            reasons.append(
+                f"{artifact.name}: the URL of index {name!r}, which comes before "
+                f"{artifact.index!r}, changed"
+            )
+    return reasons
 
 
 def unmet_requirements(

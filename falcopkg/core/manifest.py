@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falcopkg.core.reference import DIGEST_RE, NAME_RE, TAG_RE, parse_reference
+from falcopkg.core.reference import DIGEST_RE, NAME_RE, TAG_RE, is_valid_host, parse_reference
 from falcopkg.core.versions import Constraint, parse_version
+from falcopkg.defaults import (
+    DEFAULT_ALLOWED_TYPES,
+    DEFAULT_ASSETS_DIR,
+    DEFAULT_PLATFORMS,
+    DEFAULT_PLUGINS_DIR,
+    DEFAULT_RULESFILES_DIR,
+)
 from falcopkg.errors import ConfigError, InvalidReferenceError
 
 if TYPE_CHECKING:
@@ -25,12 +32,6 @@ if TYPE_CHECKING:
 
     from falcopkg.core.index_config import IndexConfig
 
-DEFAULT_PLATFORMS: tuple[str, ...] = ("linux/amd64", "linux/arm64")
-# falcoctl's defaults (and the falco chart's allowedTypes).
-DEFAULT_RULESFILES_DIR = "/etc/falco"
-DEFAULT_PLUGINS_DIR = "/usr/share/falco/plugins"
-DEFAULT_ASSETS_DIR = "/etc/falco/assets"
-DEFAULT_ALLOWED_TYPES: tuple[str, ...] = ("rulesfile", "plugin")
 
 TOP_LEVEL_KEYS = ("target", "install", "index", "registries", "dependencies", "falco")
 TARGET_KEYS = ("engine_version", "plugin_api_version", "platforms")
@@ -340,6 +341,13 @@ class _Reader:
         result: dict[str, RegistrySettings] = {}
         for host, settings in table.items():
             at = ("registries", host)
+            if not is_valid_host(host):
+                raise self.error(
+                    at,
+                    f"{host!r} is not a registry host",
+                    hint='write the host with an optional port, e.g. [registries."ghcr.io"] or '
+                    '[registries."localhost:5000"] (no scheme, path or spaces)',
+                )
             entry = self.table(settings, at)
             self.check_keys(entry, REGISTRY_KEYS, at)
             mirror = (
@@ -536,9 +544,10 @@ def add_dependency(document: TOMLDocument, name: str, value: str | Mapping[str, 
     if isinstance(value, str):
         dependencies[name] = value
         return
-    inline = tomlkit.inline_table()
-    inline.update(value)
-    dependencies[name] = inline
+    # Spelled out so that it reads like cargo's `{ version = "1", index = "x" }`;
+    # tomlkit's own inline tables omit the inner spaces.
+    pairs = ", ".join(f"{key} = {tomlkit.string(text).as_string()}" for key, text in value.items())
+    dependencies[name] = tomlkit.parse(f"inline = {{ {pairs} }}\n")["inline"]
 
 
 def remove_dependency(document: TOMLDocument, name: str) -> bool:

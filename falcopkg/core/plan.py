@@ -20,7 +20,7 @@ changed since are kept (reported) unless ``force``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -75,14 +75,17 @@ class ArtifactRecord:
 class DirectoryState:
     """What falcopkg installed in one directory.
 
-    ``pending`` maps paths to the sha256 of content a sync was about to rename into place
-    when it stopped (written before the first rename, cleared by the final state write):
-    such content is falcopkg's own, not a user's change. :func:`next_state` drops the sync
-    stamp; the installer sets it again once a sync completed.
+    ``pending`` maps paths to the sha256s of content syncs were about to rename into place
+    when they stopped (written before the first rename, cleared by the final state write):
+    such content is falcopkg's own, not a user's change. A path can have several: a sync
+    to version B killed after its rename, then a sync back to A killed before its rename,
+    leave B on disk while A is the last content journaled; both must stay recognized (see
+    :func:`journal`). :func:`next_state` drops the sync stamp; the installer sets it again
+    once a sync completed.
     """
 
     artifacts: Mapping[str, ArtifactRecord] = field(default_factory=dict)
-    pending: Mapping[str, str] = field(default_factory=dict)
+    pending: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Set by a sync that ended exactly in the locked state: a fingerprint of its inputs and
     # every directory it covered, so the next sync with the same inputs can check the files'
     # stamps without reading falco.toml or falco.lock (see falcopkg.cli.commands.install).
@@ -133,7 +136,7 @@ def stamp_matches(fact: DiskFact, record: FileRecord) -> bool:
     return fact.exists and fact.size == record.size and fact.mtime_ns == record.mtime_ns
 
 
-def needs_hash(fact: DiskFact, record: FileRecord | None, pending: str | None) -> bool:
+def needs_hash(fact: DiskFact, record: FileRecord | None, pending: Collection[str] | None) -> bool:
     """Whether the observer must hash this existing file for the planner to decide.
 
     Only files falcopkg owns (or was writing) whose stamp changed: unowned files are never
@@ -143,7 +146,7 @@ def needs_hash(fact: DiskFact, record: FileRecord | None, pending: str | None) -
         return False
     if record is not None:
         return not stamp_matches(fact, record)
-    return pending is not None
+    return bool(pending)
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -206,18 +209,18 @@ class Plan:
 _Condition = Literal["absent", "intact", "interrupted", "modified", "unowned"]
 
 
-def _condition(fact: DiskFact, record: FileRecord | None, pending: str | None) -> _Condition:
+def _condition(fact: DiskFact, record: FileRecord | None, pending: Collection[str]) -> _Condition:
     if not fact.exists:
         return "absent"
     if record is not None and stamp_matches(fact, record) and fact.sha256 is None:
         return "intact"  # a hash, when there is one (verify hashes all), has the last word
-    if record is None and pending is None:
+    if record is None and not pending:
         return "unowned"
     if fact.sha256 is None:
         raise ValueError(f"owned file with a changed stamp was not hashed: {fact}")
     if record is not None and fact.sha256 == record.sha256:
         return "intact"
-    if pending is not None and fact.sha256 == pending:
+    if fact.sha256 in pending:
         return "interrupted"
     return "modified"
 
@@ -253,7 +256,7 @@ def plan_sync(
             if want is None and not prune and (owner is None or owner.name not in wanted_artifacts):
                 continue  # another artifact's file: `artifact install` leaves it alone
             fact = facts.get(path, ABSENT)
-            condition = _condition(fact, record, state.pending.get(path))
+            condition = _condition(fact, record, state.pending.get(path, ()))
             if want is None:
                 decision = _decide_unwanted(condition, owner, wanted_artifacts, force)
             elif condition == "intact" and owner is not None and _same_layer(owner, want):
@@ -350,6 +353,20 @@ def _short(digest: str) -> str:
 # --- the state after applying a plan ---------------------------------------------------
 
 
+def journal(old: DirectoryState, about_to_write: Mapping[str, str]) -> DirectoryState:
+    """The state to write before renaming ``about_to_write`` (path → sha256) into place.
+
+    Earlier pending content is kept next to the new one, never replaced: until a final
+    state records what is on disk, any of it may be there (see DirectoryState).
+    """
+    pending = {path: tuple(digests) for path, digests in old.pending.items()}
+    for path, sha256 in about_to_write.items():
+        known = pending.get(path, ())
+        if sha256 not in known:
+            pending[path] = (*known, sha256)
+    return DirectoryState(old.artifacts, dict(sorted(pending.items())))
+
+
 def next_state(
     directory: str,
     old: DirectoryState,
@@ -396,13 +413,21 @@ def next_state(
         name: ArtifactRecord(name, want.version, want.layer_digest, files_by_artifact[name])
         for name, want in versions.items()
     }
+    pending: dict[str, tuple[str, ...]] = {}
     if not prune:
         # Artifacts not being installed keep their records, minus files now provided by others.
         for name, kept in old.artifacts.items():
             if name not in artifacts:
                 files = {p: r for p, r in kept.files.items() if p not in wanted}
                 artifacts[name] = ArtifactRecord(name, kept.version, kept.layer_digest, files)
-    return DirectoryState(artifacts=dict(sorted(artifacts.items())), pending={})
+        # The plan skipped half-written files of other artifacts: they stay journaled, or
+        # a later sync would take them for someone else's files.
+        pending = {
+            path: digests
+            for path, digests in old.pending.items()
+            if path not in wanted and path not in actions
+        }
+    return DirectoryState(artifacts=dict(sorted(artifacts.items())), pending=pending)
 
 
 # --- from a lock to the desired files --------------------------------------------------

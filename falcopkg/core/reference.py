@@ -26,6 +26,12 @@ def is_registry_host(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost"
 
 
+def is_valid_host(host: str) -> bool:
+    """Whether ``host`` is a registry host name with an optional port (``ghcr.io``,
+    ``localhost:5000``, ``[::1]:5000``), as references and ``[registries."host"]`` use them."""
+    return bool(_HOST_RE.match(host))
+
+
 @dataclass(frozen=True)
 class Reference:
     """A parsed reference. ``registry`` is None for index names (then ``repository`` is the name)."""
@@ -106,7 +112,7 @@ def parse_reference(text: str) -> Reference:
             hint=f"write the registry first, e.g. `ghcr.io/{rest}`; a name without `/` is "
             "looked up in the indexes",
         )
-    if not _HOST_RE.match(host):
+    if not is_valid_host(host):
         raise InvalidReferenceError(f"invalid registry host {host!r} in reference {text!r}")
     if not REPOSITORY_RE.match(repository):
         raise InvalidReferenceError(

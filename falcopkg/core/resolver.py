@@ -184,14 +184,24 @@ class _Failure:
     """
 
     lines: list[str]
-    hints: list[str] = field(default_factory=list)
+    # key -> hint text: one hint per key, so that one constraint is advised once however
+    # many versions of its neighbour ran into it.
+    hints: dict[str, str] = field(default_factory=dict)
     culprits: frozenset[str] | None = frozenset()
 
     @classmethod
     def merge(cls, failures: Sequence[_Failure], culprits: frozenset[str] | None) -> _Failure:
         lines = list(dict.fromkeys(line for f in failures for line in f.lines))
-        hints = list(dict.fromkeys(hint for f in failures for hint in f.hints))
+        hints: dict[str, str] = {}
+        for failure in failures:
+            for key, hint in failure.hints.items():
+                hints.setdefault(key, hint)
         return cls(lines, hints, culprits)
+
+
+def _hints(*texts: str) -> dict[str, str]:
+    """Hints keyed by their own text (for those not tied to one constraint)."""
+    return {text: text for text in texts}
 
 
 def _culprits(needs: Sequence[_Need], *extra: str | None) -> frozenset[str] | None:
@@ -219,12 +229,15 @@ def resolve(
     allowed_types: Sequence[str] | None = None,
     directory_for: Callable[[str], str] | None = None,
     max_attempts: int = 20_000,
+    requested_by: str | None = None,
 ) -> Resolution:
     """Choose one candidate per needed artifact; ResolutionError explains a conflict.
 
     ``preferences`` are the versions currently locked: tried first while they satisfy.
     ``allowed_types`` refuses other artifact types; ``directory_for`` (type → install
     directory) enables the check that no two artifacts install the same path.
+    ``requested_by`` names where ``roots`` come from when that is not falco.toml (e.g.
+    "the command line"), for the messages.
     """
     resolver = _Resolver(
         roots,
@@ -234,6 +247,7 @@ def resolve(
         dict(preferences or {}),
         tuple(allowed_types) if allowed_types is not None else None,
         max_attempts,
+        requested_by,
     )
     resolution = resolver.run()
     if directory_for is not None:
@@ -251,8 +265,13 @@ class _Resolver:
         preferences: dict[str, Version],
         allowed_types: tuple[str, ...] | None,
         max_attempts: int,
+        requested_by: str | None = None,
     ) -> None:
         self.roots = {spec.name: spec for spec in roots}
+        # How messages name the roots' origin: falco.toml, or e.g. the command line.
+        self.origin = requested_by or MANIFEST_ORIGIN
+        self.subject = MANIFEST_ORIGIN if requested_by is None else "the requested artifacts"
+        self.where = "in falco.toml" if requested_by is None else f"on {requested_by}"
         self.provider = provider
         self.target = target
         self.platforms = platforms
@@ -364,7 +383,7 @@ class _Resolver:
         state = _State()
         for spec in self.roots.values():
             constraint = None if spec.is_pinned else spec.constraint
-            state = state.with_need(_Need(spec.name, constraint, MANIFEST_ORIGIN, spec.describe()))
+            state = state.with_need(_Need(spec.name, constraint, self.origin, spec.describe()))
         self.prefetch(state, list(self.roots))
         # The search recurses once per decided name; allow projects of many thousands.
         limit = sys.getrecursionlimit()
@@ -378,8 +397,8 @@ class _Resolver:
             more = len(result.lines) - len(lines)
             text = "\n  ".join(lines) + (f"\n  … and {more} more" if more else "")
             raise ResolutionError(
-                f"no set of versions satisfies falco.toml:\n  {text}",
-                hint="; ".join(result.hints[:2]) or None,
+                f"no set of versions satisfies {self.subject}:\n  {text}",
+                hint="; ".join(list(result.hints.values())[:2]) or None,
             )
         return self.assemble(result)
 
@@ -402,7 +421,7 @@ class _Resolver:
             if self.attempts > self.max_attempts:
                 raise ResolutionError(
                     f"gave up after trying {self.max_attempts} candidates",
-                    hint="narrow the version constraints in falco.toml",
+                    hint=f"narrow the version constraints {self.where}",
                 )
             candidate = _Candidate(name, version, reference, self.metadata(name, reference))
             result = self.choose(candidate, state)
@@ -433,7 +452,13 @@ class _Resolver:
         if version is None:
             # A pin without a version satisfies only the manifest line that pinned it.
             return all(need.constraint is None for need in needs)
-        return all(need.constraint is None or need.constraint.allows(version) for need in needs)
+        if not all(need.constraint is None or need.constraint.allows(version) for need in needs):
+            return False
+        if version.prerelease:
+            # Falco-rule needs judge a pre-release by its numbers; only a manifest line (a
+            # constraint naming one, or a pin) can ask for a pre-release at all.
+            return any(need.constraint is None or not need.constraint.falco_rule for need in needs)
+        return True
 
     def no_candidate(self, name: str, state: _State) -> _Failure:
         """Why no version of ``name`` satisfies its needs, naming each side."""
@@ -451,17 +476,18 @@ class _Resolver:
                 f"{stated(n.describe() for n in artifact_needs)}, but "
                 f"{stated(n.describe() for n in manifest_needs)}"
             )
-            hint = (
-                f"relax `{manifest_needs[0].statement}` in falco.toml to allow what "
-                f"{artifact_needs[0].origin} needs"
-            )
+            statement = manifest_needs[0].statement
+            hints = {
+                statement: f"relax `{statement}` {self.where} to allow what "
+                f"{artifact_needs[0].parent} needs"
+            }
         elif len(artifact_needs) > 1 and all(
             any(self.allows([n], v) for v, _ in refs) for n in artifact_needs
         ):
             line = f"{artifact_needs[0].describe()}, but {stated(n.describe() for n in artifact_needs[1:])}"
-            hint = (
+            hints = _hints(
                 f"choose versions of {artifact_needs[0].parent} and {artifact_needs[1].parent} "
-                f"that agree on {name} (constrain one in falco.toml)"
+                f"that agree on {name} (constrain one {self.where})"
             )
         else:
             shown = ", ".join(str(v) for v, _ in refs[:6] if v is not None) or "none"
@@ -470,8 +496,8 @@ class _Resolver:
                 f"{stated(n.describe() for n in needs)}, but no version of {name} matches "
                 f"(available: {shown})"
             )
-            hint = f"relax the constraint on {name}, or publish a matching version"
-        return _Failure([line], [hint], _culprits(needs))
+            hints = _hints(f"relax the constraint on {name}, or publish a matching version")
+        return _Failure([line], hints, _culprits(needs))
 
     def choose(self, candidate: _Candidate, state: _State) -> _State | _Failure:
         """``state`` with ``candidate`` chosen and its dependencies needed, or why not."""
@@ -510,16 +536,16 @@ class _Resolver:
         if self.allowed_types is not None and metadata.type not in self.allowed_types:
             return _Failure(
                 [f"{candidate.label} is a {metadata.type}, which [install] allowed_types excludes"],
-                [f'add "{metadata.type}" to [install] allowed_types in falco.toml'],
+                _hints(f'add "{metadata.type}" to [install] allowed_types in falco.toml'),
                 frozenset({candidate.name}),
             )
         unmet = unmet_requirements(candidate.label, metadata.requirements, self.target)
         if unmet:
             return _Failure(
                 unmet,
-                [
+                _hints(
                     "set [target] to the Falco you run, or constrain the artifact to an older version"
-                ],
+                ),
                 frozenset({candidate.name}),
             )
         if metadata.is_multi_platform:
@@ -528,7 +554,11 @@ class _Resolver:
                 has = ", ".join(sorted(metadata.platforms)) or "none"
                 return _Failure(
                     [f"{candidate.label} has no {', '.join(missing)} build (it has {has})"],
-                    ["remove the platform from [target] platforms, or use a version built for it"],
+                    _hints(
+                        "remove the platform from [target] platforms, or use a version built for it"
+                        if self.origin == MANIFEST_ORIGIN
+                        else f"choose a platform {candidate.name} is built for"
+                    ),
                     frozenset({candidate.name}),
                 )
         return None
@@ -559,7 +589,7 @@ class _Resolver:
         except ValueError:
             return _Failure(
                 [f"{candidate.label} requires {member} {version_text!r}, which is not a version"],
-                [f"ask the publisher of {candidate.name} to fix its dependencies"],
+                _hints(f"ask the publisher of {candidate.name} to fix its dependencies"),
                 frozenset({candidate.name}),
             )
         self._required_by.setdefault(member, candidate.label)
@@ -576,13 +606,17 @@ class _Resolver:
         """``state`` with ``need`` added, checked against the chosen or available versions."""
         chosen = state.chosen.get(need.name)
         if chosen is not None:
-            if self.allows([need], chosen.version):
+            # Checked with the needs already there: a pre-release the manifest asked for
+            # stays allowed when an artifact's Falco rule is added.
+            if self.allows([*state.needs.get(need.name, ()), need], chosen.version):
                 return state.with_need(need)
             others = [n for n in state.needs.get(need.name, ()) if n.origin != need.origin]
             why = " and ".join(n.describe() for n in others) or "it was chosen first"
             return _Failure(
                 [f"{need.describe()}, but {chosen.label} is chosen ({why})"],
-                [f"relax the constraint on {need.name} in falco.toml, or constrain {need.parent}"],
+                _hints(
+                    f"relax the constraint on {need.name} {self.where}, or constrain {need.parent}"
+                ),
                 _culprits([need, *others], need.name),
             )
         state = state.with_need(need)

@@ -18,6 +18,9 @@ Cargo's meaning, as the ``semver`` crate implements it:
 
 A pre-release version is allowed only when some comparator names a pre-release of the same
 ``major.minor.patch`` (so ``^1.2.3-rc.1`` admits ``1.2.3-rc.2`` but not ``1.2.4-rc.1``).
+That opt-in belongs to falco.toml: constraints made by :func:`falco_requirement` (what
+artifacts require, checked against versions the manifest chose) judge a pre-release by its
+numbers alone, so ``k8saudit = "0.3.0-rc.1"`` meets a rule's ``k8saudit 0.1.0``.
 """
 
 from __future__ import annotations
@@ -148,9 +151,14 @@ class Comparator:
 
 @dataclass(frozen=True)
 class Constraint:
-    """A version requirement: every comparator must match (cargo's comma means "and")."""
+    """A version requirement: every comparator must match (cargo's comma means "and").
+
+    ``falco_rule`` marks Falco's rule (same major and ``>=``, from :func:`falco_requirement`):
+    it skips the pre-release opt-in, which only the manifest's own constraint decides.
+    """
 
     comparators: tuple[Comparator, ...]
+    falco_rule: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Constraint:
@@ -170,6 +178,9 @@ class Constraint:
     def allows(self, version: Version) -> bool:
         if not all(c.matches(version) for c in self.comparators):
             return False
+        if self.falco_rule:
+            # Same major, compared as a whole: 1.0.0-rc.1 is below <1.0.0 but of major 1.
+            return all(version.major == c.major for c in self.comparators if c.op == ">=")
         if version.prerelease:
             return any(c.names_prerelease_of(version) for c in self.comparators)
         return True
@@ -216,7 +227,9 @@ def falco_requirement(version_text: str) -> Constraint:
     """Falco's rule for what artifacts require: same major and ``>=`` (no 0.x special case).
 
     ``"0.18.0"`` is satisfied by 0.19.2 but not by 1.0.0. Partial versions (``"0.10"``) are
-    completed with zeros; ValueError when ``version_text`` is not a version.
+    completed with zeros; ValueError when ``version_text`` is not a version. A pre-release
+    in range passes (0.19.0-rc.1 meets 0.18.0): whether one may be chosen at all is up to
+    falco.toml (the resolver) or the [target] the user set.
     """
     text = version_text.strip()
     text = text[1:] if text[:1] in ("v", "V") else text
@@ -228,7 +241,7 @@ def falco_requirement(version_text: str) -> Constraint:
         raise ValueError(f"{version_text!r} is not a version")
     major = int(match.group("major"))
     low = Comparator(">=", major, int(minor or 0), int(patch or 0), match.group("pre") or "")
-    return Constraint((low, Comparator("<", major + 1, 0, 0)))
+    return Constraint((low, Comparator("<", major + 1, 0, 0)), falco_rule=True)
 
 
 def requirement_version(name: str, version_text: str) -> str:

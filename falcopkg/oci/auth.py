@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from falcopkg.oci.credentials import Credential
 from falcopkg.oci.errors import AuthenticationError, RegistryError
@@ -181,7 +181,7 @@ def basic_header(credential: Credential) -> str:
 
 @dataclass
 class _Token:
-    value: str
+    value: str = field(repr=False)  # a bearer token is a credential: never in a repr
     scopes: frozenset[Scope]
     refresh_at: float  # time.monotonic() after which we fetch a new one
 

@@ -14,11 +14,11 @@ temporary file that is renamed into place only when size and digest match.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 import io
 import json
 import random
+import re
 import socket
 import ssl
 import threading
@@ -52,6 +52,7 @@ from falcopkg.oci.errors import (
     RegistryTLSError,
     RegistryUnreachableError,
 )
+from falcopkg.retry import backoff_delay, is_retryable_status, parse_retry_after
 from falcopkg.services.cache import bytes_digest, split_digest
 
 CHUNK_SIZE = 1024 * 1024
@@ -61,7 +62,6 @@ MAX_REDIRECTS = 10
 #: No new attempt after a connection failure once this much time has gone by, so that an
 #: unreachable registry is reported in well under 30 s even with connect timeouts.
 CONNECT_RETRY_BUDGET = 25.0
-MAX_BACKOFF = 8.0
 USER_AGENT = f"falcopkg/{__version__}"
 _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "TAG_UNKNOWN"})
 # Docker Hub's name in references is not where its API lives.
@@ -100,28 +100,6 @@ class RegistryOptions:
         return (float(self.timeout), float(self.timeout))
 
 
-def is_retryable_status(status: int) -> bool:
-    """429 and 5xx (but not 501 Not Implemented or 505, which will not change) are retried."""
-    return status == 429 or (500 <= status <= 599 and status not in (501, 505))
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
 def retry_delay(
     attempt: int,
     options: RegistryOptions,
@@ -129,13 +107,15 @@ def retry_delay(
     *,
     rand: Callable[[], float] = random.random,
 ) -> float:
-    """Delay before retry number ``attempt`` (0-based): ``Retry-After`` (capped) if given,
-    else ``backoff * 2**attempt`` with ±50 % jitter, capped at ``MAX_BACKOFF``."""
-    requested = parse_retry_after(retry_after)
-    if requested is not None:
-        return min(requested, options.max_retry_after)
-    base = min(options.backoff * float(2**attempt), MAX_BACKOFF)
-    return base * (0.5 + float(rand()))
+    """Delay before retry number ``attempt`` (0-based) with ``options``' backoff and cap
+    (see falcopkg.retry.backoff_delay)."""
+    return backoff_delay(
+        attempt,
+        backoff=options.backoff,
+        max_retry_after=options.max_retry_after,
+        retry_after=retry_after,
+        rand=rand,
+    )
 
 
 # -- request bodies ----------------------------------------------------------------------------
@@ -191,10 +171,16 @@ class RegistryClient:
         api_host = _API_HOSTS.get(host, host)
         self.base_url = f"{scheme}://{api_host}"
         self._origin = (scheme, api_host.lower())
+        self._hostname = urlsplit(self.base_url).hostname or api_host.lower()
         if self.options.insecure:
             self._verify: bool | str = False
-            # The user chose this per registry; urllib3 would warn on every request.
-            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+            # The user chose this for this registry; urllib3 would warn on every request to
+            # it. Only its own host is silenced: other hosts are always verified (_verify_for).
+            warnings.filterwarnings(
+                "ignore",
+                message=f"Unverified HTTPS request is being made to host '{re.escape(self._hostname)}'",
+                category=urllib3.exceptions.InsecureRequestWarning,
+            )
         elif self.options.ca_file is not None:
             self._verify = str(self.options.ca_file)
         else:
@@ -645,6 +631,12 @@ class RegistryClient:
         parts = urlsplit(url)
         return (parts.scheme, parts.netloc.lower()) == self._origin
 
+    def _verify_for(self, url: str) -> bool | str:
+        """TLS verification for ``url``: ca_file and insecure are about this registry's host
+        (its token service on another port included); any other host, such as the object
+        storage a blob redirect points at, is verified against the system's trust store."""
+        return self._verify if urlsplit(url).hostname == self._hostname else True
+
     def _send(
         self,
         method: str,
@@ -701,7 +693,6 @@ class RegistryClient:
         stream: bool,
         retry: bool,
         auth_origin: tuple[str, str] | None = None,
-        verify: bool | str | None = None,
     ) -> requests.Response:
         """One logical request: transient failures retried, redirects followed by hand."""
         started = time.monotonic()
@@ -709,17 +700,17 @@ class RegistryClient:
         while True:
             try:
                 resp = self._transmit(
-                    method, url, headers, auth, body, stream, auth_origin or self._origin, verify
+                    method, url, headers, auth, body, stream, auth_origin or self._origin
                 )
             except requests.exceptions.SSLError as exc:
-                raise self._transport_error(exc, url) from None
+                raise self._transport_error(exc, _failed_url(exc, url)) from None
             except requests.RequestException as exc:
                 if not retry or attempt >= self.options.retries:
-                    raise self._transport_error(exc, url) from None
+                    raise self._transport_error(exc, _failed_url(exc, url)) from None
                 delay = retry_delay(attempt, self.options)
                 elapsed = time.monotonic() - started
                 if elapsed + delay + self.options.timeouts[0] > CONNECT_RETRY_BUDGET:
-                    raise self._transport_error(exc, url) from None
+                    raise self._transport_error(exc, _failed_url(exc, url)) from None
                 time.sleep(delay)
                 attempt += 1
                 continue
@@ -740,7 +731,6 @@ class RegistryClient:
         body: _Body | None,
         stream: bool,
         auth_origin: tuple[str, str],
-        verify: bool | str | None,
     ) -> requests.Response:
         """Send once, following redirects ourselves so that ``Authorization`` goes to
         ``auth_origin`` only (a blob redirect to object storage must not get it)."""
@@ -758,7 +748,7 @@ class RegistryClient:
                     stream=stream,
                     allow_redirects=False,
                     timeout=self.options.timeouts,
-                    verify=self._verify if verify is None else verify,
+                    verify=self._verify_for(url),
                     proxies=self._proxies_for(parts.scheme, parts.netloc),
                 )
             location = resp.headers.get("Location")
@@ -787,11 +777,18 @@ class RegistryClient:
             raise RegistryError(
                 f"registry {self.host} named an invalid token service {realm!r}", host=self.host
             )
+        if parts.scheme == "http" and not self.options.plain_http:
+            # The realm would get the password (or hand out a token) in cleartext.
+            raise AuthenticationError(
+                f"registry {self.host} named a plain-http token service {realm!r}; refusing "
+                "to send credentials or fetch tokens without TLS",
+                hint=f"fix the token realm of {self.host} to use https://, or set "
+                f'plain_http = true under [registries."{self.host}"] if the whole registry '
+                "is plain HTTP",
+                host=self.host,
+            )
         query = parse_qsl(parts.query, keep_blank_values=True) + params
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-        same_host = parts.hostname == urlsplit(self.base_url).hostname
-        # A ca_file or insecure setting is about this registry's host, not a third party's.
-        verify = self._verify if same_host else True
         resp = self._send_retrying(
             "GET",
             url,
@@ -801,7 +798,6 @@ class RegistryClient:
             stream=False,
             retry=True,
             auth_origin=(parts.scheme, parts.netloc.lower()),
-            verify=verify,
         )
         with resp:
             return resp.status_code, resp.content
@@ -873,11 +869,18 @@ class RegistryClient:
             )
             if verify_error is not None:
                 reason = verify_error.verify_message or "certificate verify failed"
+                hint = (
+                    f'set ca_file = "/path/to/ca.pem" under [registries."{host}"] in '
+                    "falco.toml (insecure = true skips verification)"
+                )
+                if urlsplit(url).hostname != self._hostname:
+                    hint = (
+                        f"registry {self.host} redirected to {host}, whose certificate must be "
+                        f"trusted by the system's CA store (ca_file and insecure apply to "
+                        f"{self.host} only)"
+                    )
                 return RegistryTLSError(
-                    f"TLS certificate of {host} is not trusted: {reason}",
-                    hint=f'set ca_file = "/path/to/ca.pem" under [registries."{host}"] in '
-                    "falco.toml (insecure = true skips verification)",
-                    host=host,
+                    f"TLS certificate of {host} is not trusted: {reason}", hint=hint, host=host
                 )
             text = " ".join(str(c) for c in causes)
             not_tls = "WRONG_VERSION_NUMBER" in text or "record layer failure" in text
@@ -976,6 +979,13 @@ def _new_session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def _failed_url(exc: requests.RequestException, url: str) -> str:
+    """The URL a request failed on: a redirect target rather than the first URL."""
+    request = getattr(exc, "request", None)
+    failed = getattr(request, "url", None)
+    return failed if isinstance(failed, str) and failed else url
 
 
 def _check_repository(repository: str) -> None:

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,16 +59,25 @@ def env_var_names(host: str) -> tuple[str, str]:
     return f"{ENV_PREFIX}{key}_USERNAME", f"{ENV_PREFIX}{key}_PASSWORD"
 
 
-def credential_from_env(host: str, environ: dict[str, str] | None = None) -> Credential | None:
-    env = os.environ if environ is None else environ
+def credential_from_env(host: str, environ: Mapping[str, str] | None = None) -> Credential | None:
     user_var, password_var = env_var_names(host)
+    return credential_from_env_pair(user_var, password_var, host, environ)
+
+
+def credential_from_env_pair(
+    user_var: str, password_var: str, subject: str, environ: Mapping[str, str] | None = None
+) -> Credential | None:
+    """The credential in the variables ``user_var``/``password_var`` (None when neither is
+    set). Only one of them set is a ConfigError naming the missing one and ``subject``
+    (what the credential is for: a registry host, ``index NAME``)."""
+    env = os.environ if environ is None else environ
     username, password = env.get(user_var), env.get(password_var)
     if username is None and password is None:
         return None
     if not username or password is None:
         missing = user_var if not username else password_var
         raise ConfigError(
-            f"credentials for {host} from the environment are incomplete: {missing} is not set",
+            f"credentials for {subject} from the environment are incomplete: {missing} is not set",
             hint=f"set both {user_var} and {password_var}, or neither",
         )
     return Credential(username, password)

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, Protocol
 
 from falcopkg.errors import InstallError, IntegrityError
 
@@ -68,6 +68,12 @@ class ExtractedFile:
     mode: int
 
 
+class ByteReader(Protocol):
+    """Where compressed layer bytes come from: an open file, or a download being teed."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class _TooLarge(Exception):
     pass
 
@@ -79,7 +85,7 @@ class _LayerStream:
     at most ``limit`` bytes of work and one chunk of memory. Multi-member gzip is supported.
     """
 
-    def __init__(self, raw: BinaryIO, limit: int, *, hash_input: bool = True) -> None:
+    def __init__(self, raw: ByteReader, limit: int, *, hash_input: bool = True) -> None:
         self._raw = raw
         self._limit = limit
         self._decompressor = zlib.decompressobj(wbits=31)
@@ -267,20 +273,45 @@ def extract_layer(
     bytes are checked too (IntegrityError on mismatch). On any error ``staging_dir`` is
     removed and the error names ``artifact`` and the offending entry.
     """
+    with _open_raw(archive, artifact) as raw:
+        return extract_stream(
+            raw,
+            artifact,
+            staging_dir,
+            max_bytes=max_bytes,
+            max_files=max_files,
+            expected_digest=expected_digest,
+        )
+
+
+def extract_stream(
+    raw: ByteReader,
+    artifact: str,
+    staging_dir: Path,
+    *,
+    max_bytes: int | None = None,
+    max_files: int = DEFAULT_MAX_FILES,
+    expected_digest: str | None = None,
+) -> list[ExtractedFile]:
+    """:func:`extract_layer` from a readable of the compressed bytes (read to its end).
+
+    A download can be extracted as it arrives (falcopkg.services.fetch tees it here): the
+    reader then raises on the read that reaches the end if the bytes were not the expected
+    ones, and the staging directory goes with the error.
+    """
     limit = default_max_bytes() if max_bytes is None else max_bytes
     staging_dir.mkdir(parents=True, exist_ok=True)
     try:
-        with _open_raw(archive, artifact) as raw:
-            stream = _LayerStream(raw, limit, hash_input=expected_digest is not None)
-            files = _extract_stream(stream, artifact, staging_dir, limit, max_files)
-            if stream.hasher is not None:
-                actual = f"sha256:{stream.hasher.hexdigest()}"
-                if actual != expected_digest:
-                    raise IntegrityError(
-                        f"layer of {artifact} does not match its digest {expected_digest} "
-                        f"(got {actual}); nothing was written",
-                        hint="the cached copy is damaged; run `falcopkg cache clean` and retry",
-                    )
+        stream = _LayerStream(raw, limit, hash_input=expected_digest is not None)
+        files = _extract_stream(stream, artifact, staging_dir, limit, max_files)
+        if stream.hasher is not None:
+            actual = f"sha256:{stream.hasher.hexdigest()}"
+            if actual != expected_digest:
+                raise IntegrityError(
+                    f"layer of {artifact} does not match its digest {expected_digest} "
+                    f"(got {actual}); nothing was written",
+                    hint="the cached copy is damaged; run `falcopkg cache clean` and retry",
+                )
         return files
     except BaseException:
         remove_tree(staging_dir)

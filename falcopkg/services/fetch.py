@@ -6,9 +6,17 @@ streamed in 1 MiB chunks straight into a cache temporary file by the registry cl
 checks size and digest before the file is kept; only then is it adopted into the cache. A
 failed or tampered download leaves no copy behind.
 
+With ``on_stream`` (the installer) each download is read once: the chunks go into the cache
+file and, in the same worker thread, to the caller's extractor, so nothing is read back from
+disk and hashing, decompression and writes of several blobs run on all cores. The digest is
+checked when the last chunk arrives; a mismatch raises out of that read, so the caller
+throws away what it made. A connection that breaks mid-stream falls back to the retrying
+download into the cache (the extractor's partial work is discarded).
+
 Mirrors (``[registries."host"] mirror``): ``"host2/prefix"`` fetches ``host/repo`` from
 ``host2/prefix/repo``; ``"oci-layout:DIR"`` reads ``DIR/blobs/<alg>/<hex>`` from an OCI image
-layout (`falcopkg vendor`), which needs no network and so works with ``--offline``.
+layout directory (e.g. one filled by ``skopeo copy … oci:DIR``), which needs no network and
+so works with ``--offline``.
 """
 
 from __future__ import annotations
@@ -19,17 +27,25 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TextIO
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TextIO, cast
 
 from falcopkg.errors import FalcopkgError, IntegrityError, OfflineError
 from falcopkg.services.cache import BlobCache, split_digest
 
+if TYPE_CHECKING:
+    from falcopkg.services.extract import ByteReader
+
 DEFAULT_WORKERS = 8
 LAYOUT_PREFIX = "oci-layout:"
+_FILL_CACHE_HINT = (
+    "run `falcopkg sync` once with network access to fill the cache, or point a "
+    '[registries."HOST"] mirror = "oci-layout:DIR" in falco.toml at an OCI layout directory '
+    "holding the artifacts"
+)
 
 
 @dataclass(frozen=True)
@@ -53,9 +69,21 @@ class BlobDownloader(Protocol):
     ) -> None: ...
 
 
+class BlobStreamer(BlobDownloader, Protocol):
+    """A downloader that can also stream a blob (falcopkg.oci.client.RegistryClient)."""
+
+    def open_blob(
+        self, repository: str, digest: str, expected_size: int | None = None
+    ) -> contextlib.AbstractContextManager[Iterator[bytes]]: ...
+
+
 ClientFor = Callable[[str], BlobDownloader]
 # Called as each blob becomes available: (digest, cache path, downloaded by this call).
 OnReady = Callable[[str, Path, bool], None]
+# Called in a download worker with the bytes of a blob as they arrive: (digest, readable).
+# It must read to the end (b""); that last read raises IntegrityError on a digest mismatch.
+# on_ready follows for the same digest once the blob is in the cache.
+OnStream = Callable[[str, "ByteReader"], None]
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,7 @@ def ensure_blobs(
     progress: Progress | None = None,
     workers: int = DEFAULT_WORKERS,
     on_ready: OnReady | None = None,
+    on_stream: OnStream | None = None,
 ) -> dict[str, Path]:
     """Make every requested blob available in ``cache``; digest → verified path.
 
@@ -96,7 +125,8 @@ def ensure_blobs(
     ``offline`` a blob that is neither cached nor in an OCI-layout mirror is an
     OfflineError naming the artifact and the digest. ``on_ready`` lets the caller start
     working on each blob while others still download (cached ones first, from this thread;
-    downloaded ones from the worker threads).
+    downloaded ones from the worker threads); ``on_stream`` while it downloads (see the
+    module docstring).
     """
     mirrors = mirrors or {}
     paths: dict[str, Path] = {}
@@ -124,11 +154,14 @@ def ensure_blobs(
         raise OfflineError(
             f"the layer of {first.artifact} ({first.digest}) is not in the cache{more}, and "
             "--offline forbids downloading it",
-            hint="run the same command without --offline once to fill the cache, or install "
-            'from a vendored copy (`falcopkg vendor DIR`, then mirror = "oci-layout:DIR")',
+            hint=_FILL_CACHE_HINT,
         )
     if need_network and client_for is None:
-        raise OfflineError(f"the layer of {need_network[0].artifact} is not in the cache")
+        first = need_network[0]
+        raise OfflineError(
+            f"the layer of {first.artifact} ({first.digest}) is not in the cache",
+            hint=_FILL_CACHE_HINT,
+        )
 
     if on_ready is not None:
         for digest, path in paths.items():
@@ -139,11 +172,13 @@ def ensure_blobs(
     try:
         if len(todo) == 1:
             paths[todo[0].digest] = _fetch_one(
-                todo[0], cache, client_for, mirrors, progress, on_ready
+                todo[0], cache, client_for, mirrors, progress, on_ready, on_stream
             )
         else:
             paths.update(
-                _fetch_parallel(todo, cache, client_for, mirrors, progress, workers, on_ready)
+                _fetch_parallel(
+                    todo, cache, client_for, mirrors, progress, workers, on_ready, on_stream
+                )
             )
     finally:
         if progress is not None:
@@ -159,13 +194,16 @@ def _fetch_parallel(
     progress: Progress | None,
     workers: int,
     on_ready: OnReady | None,
+    on_stream: OnStream | None,
 ) -> dict[str, Path]:
     results: dict[str, Path] = {}
     # Largest first: the long downloads start early and the tail is short.
     ordered = sorted(todo, key=lambda r: -(r.size or 0))
     with ThreadPoolExecutor(max_workers=min(workers, len(ordered))) as executor:
         futures: dict[Future[Path], BlobRequest] = {
-            executor.submit(_fetch_one, r, cache, client_for, mirrors, progress, on_ready): r
+            executor.submit(
+                _fetch_one, r, cache, client_for, mirrors, progress, on_ready, on_stream
+            ): r
             for r in ordered
         }
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
@@ -189,6 +227,7 @@ def _fetch_one(
     mirrors: Mapping[str, Mirror],
     progress: Progress | None,
     on_ready: OnReady | None = None,
+    on_stream: OnStream | None = None,
 ) -> Path:
     host, _, repository = request.source.partition("/")
     mirror = mirrors.get(host)
@@ -205,9 +244,20 @@ def _fetch_one(
             client = client_for(host)
             advance = progress.advance if progress is not None else None
             try:
-                client.download_blob(
-                    repository, request.digest, tmp, expected_size=request.size, progress=advance
+                streamer = _as_streamer(client) if on_stream is not None else None
+                streamed = (
+                    streamer is not None
+                    and on_stream is not None
+                    and _stream_into(streamer, repository, request, tmp, on_stream, advance)
                 )
+                if not streamed:
+                    client.download_blob(
+                        repository,
+                        request.digest,
+                        tmp,
+                        expected_size=request.size,
+                        progress=advance,
+                    )
             except IntegrityError as exc:
                 raise IntegrityError(
                     f"the layer of {request.artifact} from {host}/{repository} is damaged: "
@@ -225,6 +275,87 @@ def _fetch_one(
     return path
 
 
+def _as_streamer(client: BlobDownloader) -> BlobStreamer | None:
+    return cast("BlobStreamer", client) if hasattr(client, "open_blob") else None
+
+
+def _stream_into(
+    client: BlobStreamer,
+    repository: str,
+    request: BlobRequest,
+    tmp: Path,
+    on_stream: OnStream,
+    progress: Callable[[int], None] | None,
+) -> bool:
+    """Download into ``tmp`` while ``on_stream`` reads the same bytes; False when the
+    connection broke mid-stream (the caller then downloads again, with retries).
+
+    ``tmp`` is not fsynced: a cached blob is verified again whenever it is used, so a copy
+    damaged by a power cut is found (and the installed files never come from it unchecked).
+    """
+    from falcopkg.oci.errors import RegistryUnreachableError
+
+    reader: _TeeReader | None = None
+    try:
+        with (
+            client.open_blob(repository, request.digest, request.size) as chunks,
+            tmp.open("wb") as sink,
+        ):
+            reader = _TeeReader(chunks, sink, progress)
+            try:
+                on_stream(request.digest, reader)
+            except (IntegrityError, RegistryUnreachableError):
+                raise
+            except Exception:
+                # The extractor refused bytes not verified yet: a damaged download must be
+                # reported as damaged, not as a broken archive. Raises on a mismatch.
+                reader.drain()
+                raise
+            reader.drain()  # the digest is checked after the last chunk
+    except RegistryUnreachableError:
+        if progress is not None and reader is not None and reader.received:
+            progress(-reader.received)
+        return False
+    return True
+
+
+class _TeeReader:
+    """A ByteReader over a blob's chunks that writes each chunk to ``sink`` as it is read."""
+
+    def __init__(
+        self,
+        chunks: Iterator[bytes],
+        sink: BinaryIO,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self._chunks = chunks
+        self._sink = sink
+        self._progress = progress
+        self._current = memoryview(b"")
+        self.received = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if not self._current:
+            chunk = next(self._chunks, b"")
+            if not chunk:
+                return b""
+            self._sink.write(chunk)
+            self.received += len(chunk)
+            if self._progress is not None:
+                self._progress(len(chunk))
+            self._current = memoryview(chunk)
+        if size < 0 or size >= len(self._current):
+            part, self._current = self._current, memoryview(b"")
+        else:
+            part, self._current = self._current[:size], self._current[size:]
+        return part.tobytes()
+
+    def drain(self) -> None:
+        self._current = memoryview(b"")
+        while self.read():
+            self._current = memoryview(b"")
+
+
 def _copy_from_layout(request: BlobRequest, layout: Path, tmp: Path) -> None:
     algorithm, hex_digest = split_digest(request.digest)
     source = layout / "blobs" / algorithm / hex_digest
@@ -234,7 +365,8 @@ def _copy_from_layout(request: BlobRequest, layout: Path, tmp: Path) -> None:
     except FileNotFoundError:
         raise FalcopkgError(
             f"the layer of {request.artifact} ({request.digest}) is not in the OCI layout {layout}",
-            hint="run `falcopkg vendor` again into that directory",
+            hint=f"copy the artifact into {layout} again (it must hold every blob falco.lock "
+            "names), or remove that mirror from falco.toml",
         ) from None
 
 

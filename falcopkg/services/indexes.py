@@ -51,6 +51,8 @@ MAX_INDEX_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 MAX_RETRY_AFTER = 30.0
+MAX_REDIRECTS = 10
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 META_FILE = "meta.json"
 RAW_FILE = "index.yaml"
 
@@ -160,7 +162,15 @@ class LoadedIndex:
 
 def redact_url(url: str) -> str:
     """``url`` without any ``user:password@`` part, for messages."""
-    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", url)
+    if "@" not in url:
+        return url  # nothing to hide (and no urllib import on the search path)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    # The password may itself hold '@': the host is what follows the last one.
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def describe(config: IndexConfig) -> str:
@@ -175,20 +185,10 @@ def index_env_var_names(name: str) -> tuple[str, str]:
 
 def index_credential(name: str) -> Credential | None:
     """Basic-auth credentials of index ``name``: environment first, then the credentials file."""
-    from falcopkg.oci.credentials import Credential, CredentialStore
+    from falcopkg.oci.credentials import CredentialStore, credential_from_env_pair
 
-    user_var, password_var = index_env_var_names(name)
-    username, password = os.environ.get(user_var), os.environ.get(password_var)
-    if username is not None or password is not None:
-        if not username or password is None:
-            missing = user_var if not username else password_var
-            raise ConfigError(
-                f"credentials for index {name} from the environment are incomplete: "
-                f"{missing} is not set",
-                hint=f"set both {user_var} and {password_var}, or neither",
-            )
-        return Credential(username, password)
-    return CredentialStore().get_index(name)
+    found = credential_from_env_pair(*index_env_var_names(name), f"index {name}")
+    return found if found is not None else CredentialStore().get_index(name)
 
 
 def _now() -> str:
@@ -212,6 +212,7 @@ class IndexStore:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self._http: requests.Session | None = None
 
     # -- cache --------------------------------------------------------------------------
 
@@ -507,12 +508,18 @@ class IndexStore:
                     hint="fix `ca_file` in its [[index]] table",
                 )
             return str(ca_path)
-        # requests honours REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE itself; add OpenSSL's SSL_CERT_FILE.
-        if not (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")):
-            ssl_cert_file = os.environ.get("SSL_CERT_FILE")
-            if ssl_cert_file:
-                return ssl_cert_file
-        return True
+        return _environment_ca_bundle() or True
+
+    def _session(self) -> requests.Session:
+        import requests
+
+        if self._http is None:
+            session = requests.Session()
+            # No ~/.netrc credentials, no environment CA bundle overriding ca_file: the §9
+            # chain decides what is sent. Proxies are applied per hop in _send.
+            session.trust_env = False
+            self._http = session
+        return self._http
 
     def _get(
         self,
@@ -524,20 +531,12 @@ class IndexStore:
         """GET with bounded retries on connection errors, 429 and 5xx (never on 4xx)."""
         import requests
 
-        verify = self._verify(config)
-        auth = (credential.username, credential.password) if credential is not None else None
+        from falcopkg.retry import backoff_delay, is_retryable_status
+
         for attempt in range(self.retries + 1):
             final = attempt == self.retries
-            delay = self.backoff * (2**attempt)
             try:
-                response = requests.get(
-                    config.url,
-                    headers=headers,
-                    auth=auth,
-                    verify=verify,
-                    timeout=self.timeout,
-                    stream=True,
-                )
+                response = self._send(config, headers, credential, allow_http)
             except requests.exceptions.SSLError:
                 raise NetworkError(
                     f"{describe(config)}: TLS verification failed",
@@ -556,22 +555,68 @@ class IndexStore:
                         hint="check the URL and your network (proxy variables are honoured), "
                         "then retry",
                     ) from None
-                time.sleep(delay)
-                continue
-            # A redirect may not downgrade to http unless http is allowed.
-            if response.url.startswith("http://") and not (allow_http or config.allow_http):
-                response.close()
-                raise NetworkError(
-                    f"{describe(config)}: redirected to a plain http:// URL",
-                    hint="ask the index owner for an https URL, or allow http explicitly",
+                time.sleep(
+                    backoff_delay(attempt, backoff=self.backoff, max_retry_after=MAX_RETRY_AFTER)
                 )
-            if (response.status_code == 429 or response.status_code >= 500) and not final:
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                continue
+            if is_retryable_status(response.status_code) and not final:
+                delay = backoff_delay(
+                    attempt,
+                    backoff=self.backoff,
+                    max_retry_after=MAX_RETRY_AFTER,
+                    retry_after=response.headers.get("Retry-After"),
+                )
                 response.close()
-                time.sleep(min(retry_after, MAX_RETRY_AFTER) if retry_after is not None else delay)
+                time.sleep(delay)
                 continue
             return response
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send(
+        self,
+        config: IndexConfig,
+        headers: dict[str, str],
+        credential: Credential | None,
+        allow_http: bool,
+    ) -> requests.Response:
+        """One GET, following redirects by hand: no hop may be plain http unless http is
+        allowed, and the credential goes to the index's own origin only."""
+        from urllib.parse import urljoin, urlsplit
+
+        import requests.utils
+
+        session = self._session()
+        origin = urlsplit(config.url)
+        own_verify = self._verify(config)
+        other_verify = _environment_ca_bundle() or True
+        auth = (credential.username, credential.password) if credential is not None else None
+        url = config.url
+        for _ in range(MAX_REDIRECTS + 1):
+            hop = urlsplit(url)
+            if hop.scheme == "http" and not (allow_http or config.allow_http):
+                raise NetworkError(
+                    f"{describe(config)}: redirected to a plain http:// URL ({redact_url(url)})",
+                    hint="ask the index owner for an https URL, or allow http explicitly",
+                )
+            if hop.scheme not in ("http", "https"):
+                raise NetworkError(f"{describe(config)}: redirected to {redact_url(url)}")
+            same_origin = (hop.scheme, hop.netloc.lower()) == (origin.scheme, origin.netloc.lower())
+            response = session.get(
+                url,
+                headers=headers,
+                auth=auth if same_origin else None,
+                verify=own_verify if hop.hostname == origin.hostname else other_verify,
+                timeout=self.timeout,
+                stream=True,
+                allow_redirects=False,
+                proxies=requests.utils.get_environ_proxies(url),
+            )
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECT_STATUSES or not location:
+                return response
+            response.close()
+            url = urljoin(url, location)
+        raise NetworkError(f"{describe(config)}: too many redirects")
 
     @staticmethod
     def _raise_for_status(
@@ -629,20 +674,13 @@ class IndexStore:
         return [self.open(config, offline=offline) for config in configs]
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    import email.utils
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+def _environment_ca_bundle() -> str | None:
+    """The CA bundle the environment names (requests' and OpenSSL's variables), if any."""
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(variable)
+        if value:
+            return value
+    return None
 
 
 # -- lookup ---------------------------------------------------------------------------------

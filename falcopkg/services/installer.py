@@ -11,10 +11,13 @@ How a sync stays safe:
 2. Otherwise take a file lock on every install directory involved (``<dir>/.falcopkg/lock``,
    sorted order, so two syncs run one after the other), then plan again: the other sync may
    have done the work already.
-3. Fetch the layers (verified into the blob cache) and extract each into a staging directory
-   inside ``<dir>/.falcopkg`` (same filesystem; verified again against the layer digest).
-   Any unsafe entry or digest mismatch stops here, with nothing written.
-4. Write the state with a ``pending`` journal of the content about to be renamed in, then
+3. Fetch the layers and extract each into a staging directory inside ``<dir>/.falcopkg``
+   (same filesystem). A download is read once: teed into the blob cache and the extractor
+   in the same thread, verified when its last byte arrives; a cached layer is verified
+   again while it is extracted. Any unsafe entry or digest mismatch stops here: staging
+   directories are scratch space, removed, and nothing was written into ``<dir>``.
+4. Write the state with a ``pending`` journal of the content about to be renamed in (every
+   digest earlier interrupted syncs journaled stays there too: core.plan.journal), then
    rename each new file into place (sorted order), fsync the directory, delete removed files,
    and write the final state. A sync killed anywhere leaves every file old or new; the next
    one recognizes its own half-done work through the journal and finishes it.
@@ -41,6 +44,7 @@ from falcopkg.core.plan import (
     LayerLike,
     Plan,
     desired_files,
+    journal,
     next_state,
     plan_sync,
 )
@@ -49,7 +53,7 @@ from falcopkg.services import state as state_files
 
 if TYPE_CHECKING:
     from falcopkg.services.cache import BlobCache
-    from falcopkg.services.extract import ExtractedFile
+    from falcopkg.services.extract import ByteReader, ExtractedFile
     from falcopkg.services.fetch import ClientFor, Mirror, Progress
 
 LOCK_WAIT_SECONDS = 600.0
@@ -84,13 +88,22 @@ class LayerRef:
 
 # Called as each layer blob is ready: (digest, verified cache path, downloaded just now).
 LayerReady = Callable[[str, Path, bool], None]
+# Called while a layer downloads, with its bytes as they arrive (falcopkg.services.fetch
+# OnStream): read to the end; the last read raises if the digest does not match.
+LayerStream = Callable[[str, "ByteReader"], None]
 
 
 class FetchLayers(Protocol):
-    """Makes layers available (the blob cache): digest → verified blob file."""
+    """Makes layers available (the blob cache): digest → verified blob file.
+
+    A fetcher may ignore ``on_stream``; on_ready still comes for every digest.
+    """
 
     def __call__(
-        self, refs: Sequence[LayerRef], on_ready: LayerReady | None = None
+        self,
+        refs: Sequence[LayerRef],
+        on_ready: LayerReady | None = None,
+        on_stream: LayerStream | None = None,
     ) -> Mapping[str, Path]: ...
 
 
@@ -195,7 +208,11 @@ def blob_fetcher(
 
     by_name = {a.name: a for a in artifacts}
 
-    def fetch(refs: Sequence[LayerRef], on_ready: LayerReady | None = None) -> Mapping[str, Path]:
+    def fetch(
+        refs: Sequence[LayerRef],
+        on_ready: LayerReady | None = None,
+        on_stream: LayerStream | None = None,
+    ) -> Mapping[str, Path]:
         requests = []
         for ref in refs:
             artifact = by_name[ref.artifact]
@@ -210,6 +227,7 @@ def blob_fetcher(
             mirrors=blobs.mirrors,
             progress=blobs.progress,
             on_ready=on_ready,
+            on_stream=on_stream,
         )
 
     return fetch
@@ -471,13 +489,11 @@ def _apply(
 
         # 3. Journal: what is about to be renamed in is ours, whatever happens next.
         for directory in sorted({a.directory for a, _, _ in writes}):
-            old = states[directory]
-            pending = dict(old.pending)
-            pending.update(
-                {a.path: item.sha256 for a, item, _ in writes if a.directory == directory}
-            )
+            about_to_write = {
+                a.path: item.sha256 for a, item, _ in writes if a.directory == directory
+            }
             try:
-                state_files.save_state(Path(directory), DirectoryState(old.artifacts, pending))
+                state_files.save_state(Path(directory), journal(states[directory], about_to_write))
             except OSError as exc:
                 raise _write_error(Path(directory), exc) from None
 
@@ -526,13 +542,15 @@ def _extract_layers(
     staging_dirs: list[Path],
 ) -> list[tuple[str, str, list[ExtractedFile]]]:
     """Fetch the needed layers and extract each into a staging directory of its install
-    directory, starting as soon as its blob is ready. ``staging_dirs`` collects the
-    directories made (the caller removes them). The first error wins, after every started
-    extraction has stopped.
+    directory. A layer being downloaded is extracted from the download stream itself, in
+    the download's thread (read once, no re-read from the cache); cached layers, and other
+    users of a streamed one, from the cache file as soon as it is ready. ``staging_dirs``
+    collects the directories made (the caller removes them). The first error wins, after
+    every started extraction has stopped.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from falcopkg.services.extract import extract_layer, new_staging_dir
+    from falcopkg.services.extract import extract_layer, extract_stream
 
     if not needed:
         return []
@@ -541,34 +559,52 @@ def _extract_layers(
         users.setdefault(layer_digest[key], []).append(key)
     lock = threading.Lock()
     futures: list[Future[tuple[str, str, list[ExtractedFile]]]] = []
+    streamed: dict[tuple[str, str], list[ExtractedFile]] = {}
 
-    def extract(
-        directory: str, artifact: str, blob: Path, verified: bool
-    ) -> tuple[str, str, list[ExtractedFile]]:
-        digest = layer_digest[(directory, artifact)]
+    def staging_for(directory: str) -> Path:
+        from falcopkg.services.extract import new_staging_dir
+
         try:
             folder = new_staging_dir(state_files.state_dir(Path(directory)))
         except OSError as exc:
             raise _write_error(Path(directory), exc) from None
         with lock:
             staging_dirs.append(folder)
+        return folder
+
+    def extract(
+        directory: str, artifact: str, blob: Path, verified: bool
+    ) -> tuple[str, str, list[ExtractedFile]]:
+        digest = layer_digest[(directory, artifact)]
         # A blob downloaded just now was verified on the way in; a cached one again here.
         extracted = extract_layer(
-            blob, artifact, folder, expected_digest=None if verified else digest
+            blob,
+            artifact,
+            staging_for(directory),
+            expected_digest=None if verified else digest,
         )
         _check_layer_files(directory, artifact, extracted, desired[directory])
         return directory, artifact, extracted
+
+    def extract_download(digest: str, raw: ByteReader) -> None:
+        directory, artifact = users[digest][0]
+        # Verified by the download itself: its last read raises on a mismatch.
+        extracted = extract_stream(raw, artifact, staging_for(directory))
+        _check_layer_files(directory, artifact, extracted, desired[directory])
+        with lock:
+            streamed[(directory, artifact)] = extracted
 
     with ThreadPoolExecutor(max_workers=EXTRACT_WORKERS) as pool:
 
         def ready(digest: str, blob: Path, downloaded: bool) -> None:
             with lock:
                 for directory, artifact in users.get(digest, ()):
-                    futures.append(pool.submit(extract, directory, artifact, blob, downloaded))
+                    if (directory, artifact) not in streamed:
+                        futures.append(pool.submit(extract, directory, artifact, blob, downloaded))
 
         refs = sorted({LayerRef(a, layer_digest[(d, a)]) for d, a in needed}, key=_ref_key)
         try:
-            fetch_layers(refs, ready)
+            fetch_layers(refs, ready, extract_download)
         finally:
             with lock:
                 started = list(futures)
@@ -577,7 +613,9 @@ def _extract_layers(
         error = future.exception()
         if error is not None:
             raise error
-    return sorted((f.result() for f in started), key=lambda r: (r[0], r[1]))
+    results = [f.result() for f in started]
+    results += [(d, a, extracted) for (d, a), extracted in streamed.items()]
+    return sorted(results, key=lambda r: (r[0], r[1]))
 
 
 def _ref_key(ref: LayerRef) -> tuple[str, str]:

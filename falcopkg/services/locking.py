@@ -92,6 +92,7 @@ def lock_project(
     cache: BlobCache,
     console: Messages | None = None,
     follow_dependencies: bool = True,
+    requested_by: str | None = None,
 ) -> Lock:
     """Resolve ``manifest`` and return the new lock (nothing is written).
 
@@ -99,6 +100,8 @@ def lock_project(
     ``upgrade_packages``; ResolutionError explains a conflict, OfflineError names what
     ``offline`` lacks. ``pool`` may be None with ``offline``. ``follow_dependencies=False``
     locks only the manifest's own artifacts (`artifact install --no-resolve-deps`).
+    ``requested_by`` names where the dependencies come from when that is not falco.toml
+    (`artifact install`: "the command line"), for conflict messages.
     """
     unknown = [
         name
@@ -119,7 +122,7 @@ def lock_project(
     if console is not None:
         console.detail(f"resolving {len(manifest.dependencies)} dependencies of {manifest.path}")
     preferences = {a.name: v for a in kept if (v := a.parsed_version) is not None}
-    resolution = _resolve(manifest, provider, preferences)
+    resolution = _resolve(manifest, provider, preferences, requested_by=requested_by)
     artifacts = tuple(
         _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
     )
@@ -181,7 +184,11 @@ def _provider(
 
 
 def _resolve(
-    manifest: Manifest, provider: MetadataProvider, preferences: dict[str, Version]
+    manifest: Manifest,
+    provider: MetadataProvider,
+    preferences: dict[str, Version],
+    *,
+    requested_by: str | None = None,
 ) -> Resolution:
     return resolve(
         list(manifest.dependencies.values()),
@@ -191,6 +198,7 @@ def _resolve(
         preferences,
         allowed_types=manifest.install.allowed_types,
         directory_for=manifest.install.directory_for,
+        requested_by=requested_by,
     )
 
 
@@ -302,7 +310,7 @@ _VERBS = {
 
 def describe_changes(old: Lock | None, new: Lock, *, dry_run: bool = False) -> list[str]:
     """One line per artifact added, updated or removed: ``Updated k8saudit 0.18.0 -> 0.19.2``
-    (``Would update …`` for a dry run)."""
+    (``Would update …`` for a dry run; ``… (from HOST/REPO)`` when the source changed)."""
     verbs = _VERBS[dry_run]
     before = old.by_name if old is not None else {}
     after = new.by_name
@@ -313,12 +321,21 @@ def describe_changes(old: Lock | None, new: Lock, *, dry_run: bool = False) -> l
             lines.append(f"{verbs['add']} {_shown(current)}")
         elif current is None and previous is not None:
             lines.append(f"{verbs['remove']} {_shown(previous)}")
-        elif previous is not None and current is not None and previous.digest != current.digest:
+        elif previous is not None and current is not None and _moved(previous, current):
             change = f"{_version(previous)} -> {_version(current)}"
             if previous.version == current.version:
-                change = f"{_version(current)} (new digest {current.digest[:19]})"
+                change = _version(current)
+                if previous.source == current.source:
+                    change += f" (new digest {current.digest[:19]})"
+            if previous.source != current.source:
+                # Another repository (e.g. an index added ahead now names it): say so.
+                change += f" (from {current.source})"
             lines.append(f"{verbs['update']} {name} {change}")
     return lines
+
+
+def _moved(previous: LockedArtifact, current: LockedArtifact) -> bool:
+    return previous.digest != current.digest or previous.source != current.source
 
 
 def _version(artifact: LockedArtifact) -> str:

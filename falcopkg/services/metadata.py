@@ -114,6 +114,11 @@ class RegistryMetadataProvider:
 
     ``locate(name)`` says where an artifact lives (manifest ``ref``, else the indexes).
     ``known_digests`` maps ``(source, tag_key(tag))`` to root digests already locked.
+
+    Thread safety: every read and write of the memo dicts holds ``_lock``; fetches run
+    outside it so that they overlap. Two threads missing the same key at once may both
+    fetch it (``prefetch`` does not ask twice, so this is rare); the first result stored is
+    the one every caller gets, so all callers agree.
     """
 
     def __init__(
@@ -146,10 +151,12 @@ class RegistryMetadataProvider:
     # -- the MetadataProvider protocol ---------------------------------------------------------
 
     def locate(self, name: str) -> Location:
-        location = self._locations.get(name)
+        with self._lock:
+            location = self._locations.get(name)
         if location is None:
-            location = self._locate(name)
-            self._locations[name] = location
+            found = self._locate(name)  # the Locator is thread-safe itself
+            with self._lock:
+                location = self._locations.setdefault(name, found)
         return location
 
     def versions(self, name: str) -> list[tuple[Version, str]]:
@@ -158,10 +165,12 @@ class RegistryMetadataProvider:
     def metadata(self, name: str, reference: str) -> CandidateMetadata:
         source = self.locate(name).source
         key = (source, reference)
-        cached = self._metadata.get(key)
+        with self._lock:
+            cached = self._metadata.get(key)
         if cached is None:
-            cached = self._fetch_metadata(name, source, reference)
-            self._metadata[key] = cached
+            fetched = self._fetch_metadata(name, source, reference)
+            with self._lock:
+                cached = self._metadata.setdefault(key, fetched)
         return cached
 
     def prefetch(self, requests: Sequence[tuple[str, str | None]]) -> None:
@@ -185,17 +194,19 @@ class RegistryMetadataProvider:
                 future.result()
 
     def _is_known(self, name: str, reference: str | None) -> bool:
-        location = self._locations.get(name)
-        if location is None:
-            return False
-        if reference is None:
-            return location.source in self._tags
-        return (location.source, reference) in self._metadata
+        with self._lock:
+            location = self._locations.get(name)
+            if location is None:
+                return False
+            if reference is None:
+                return location.source in self._tags
+            return (location.source, reference) in self._metadata
 
     # -- tags ----------------------------------------------------------------------------------
 
     def _tag_list(self, source: str) -> list[str]:
-        tags = self._tags.get(source)
+        with self._lock:
+            tags = self._tags.get(source)
         if tags is not None:
             return tags
         cached = self.records.tags(source)
@@ -225,7 +236,11 @@ class RegistryMetadataProvider:
             return known
         # Offline without a lock entry: the digest the tag had when we last looked.
         self._tag_list(source)
-        return self._seen_digests.get(source, {}).get(tag)
+        return self._seen_digest(source, tag)
+
+    def _seen_digest(self, source: str, tag: str) -> str | None:
+        with self._lock:
+            return self._seen_digests.get(source, {}).get(tag)
 
     def _remember_tag(self, source: str, tag: str, digest: str) -> None:
         with self._lock:
@@ -268,7 +283,7 @@ class RegistryMetadataProvider:
         """For a tag seen before (another project, a deleted lock): one HEAD says whether it
         still names the digest whose record is cached. (None, None) when it cannot help."""
         self._tag_list(source)
-        seen = self._seen_digests.get(source, {}).get(tag)
+        seen = self._seen_digest(source, tag)
         if seen is None or self.records.root_record(seen) is None:
             return None, None
         client, repository = self._endpoint(source)

@@ -8,11 +8,12 @@ it installed with its sha256, size and mtime_ns::
      "artifacts": {"falco-rules": {"version": "4.0.0", "layer": "sha256:…",
                                    "files": {"falco_rules.yaml": {"sha256": "sha256:…",
                                                                   "size": 123, "mtime_ns": …}}}},
-     "pending": {"falco_rules.yaml": "sha256:…"}}
+     "pending": {"falco_rules.yaml": ["sha256:…"]}}
 
 One state per directory (not per project) because the directory is what is shared: two
 projects or an `artifact install` writing into /etc/falco see each other's files. ``pending``
-is the journal of an apply in progress (see falcopkg.core.plan.DirectoryState). The same
+is the journal of an apply in progress (see falcopkg.core.plan.DirectoryState); states
+written before it could hold several digests per path have one string there. The same
 ``.falcopkg`` directory holds the sync lock (``lock``) and staging directories.
 
 Only stdlib here: a no-op sync reads states and stats files, nothing more.
@@ -103,7 +104,7 @@ def observe(
             facts[path] = ABSENT
             continue
         record = owners[path][1] if path in owners else None
-        pending = state.pending.get(path)
+        pending = state.pending.get(path, ())
         fact = DiskFact(True, info.st_size, info.st_mtime_ns)
         if not stat.S_ISREG(info.st_mode):
             fact = DiskFact(True, info.st_size, info.st_mtime_ns, "")  # never our content
@@ -170,7 +171,7 @@ def _to_json(state: DirectoryState) -> dict[str, Any]:
             }
             for name, artifact in sorted(state.artifacts.items())
         },
-        "pending": dict(sorted(state.pending.items())),
+        "pending": {path: list(digests) for path, digests in sorted(state.pending.items())},
         "sync": {"stamp": state.sync_stamp, "directories": list(state.sync_directories)},
     }
 
@@ -189,7 +190,7 @@ def _from_json(data: Any) -> DirectoryState:
         artifacts[str(name)] = ArtifactRecord(
             str(name), str(raw["version"]), str(raw["layer"]), files
         )
-    pending = {str(p): str(s) for p, s in data.get("pending", {}).items()}
+    pending = {str(p): _digests(s) for p, s in data.get("pending", {}).items()}
     sync = data.get("sync") or {}
     return DirectoryState(
         artifacts,
@@ -197,6 +198,14 @@ def _from_json(data: Any) -> DirectoryState:
         str(sync.get("stamp", "")),
         tuple(str(d) for d in sync.get("directories", ())),
     )
+
+
+def _digests(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return (raw,)  # a state written by an earlier falcopkg
+    if not isinstance(raw, list):
+        raise TypeError(f"pending digests {raw!r}")
+    return tuple(str(digest) for digest in raw)
 
 
 def quick_noop_check(directories: Iterable[Path], stamp: str) -> tuple[int, int] | None:

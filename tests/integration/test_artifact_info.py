@@ -220,3 +220,84 @@ def test_unknown_name_and_missing_repository_are_clear_errors(
     )
     assert missing.exit_code == 1
     assert plain_registry.host in missing.stderr and "Traceback" not in missing.stderr
+
+
+# -- type vs shape (SPEC §2, §6): a plugin is always an image index -------------------------
+
+
+def _upload_manifest(client: RegistryClient, repository: str, type_name: str, body: bytes) -> bytes:
+    """Config and layer blobs of ``type_name`` plus the image manifest bytes naming them."""
+    from falcopkg.artifact.pack import config_descriptor, image_manifest_bytes
+    from falcopkg.oci.descriptor import Descriptor
+    from falcopkg.services.cache import bytes_digest
+
+    artifact_type = get_type(type_name)
+    config = json.dumps({"name": "demo", "version": "1.0.0"}).encode()
+    for blob in (config, body):
+        client.upload_blob(repository, blob, bytes_digest(blob), len(blob))
+    layer = Descriptor(artifact_type.layer_media_type, bytes_digest(body), len(body))
+    return image_manifest_bytes(config_descriptor(artifact_type.config_media_type, config), layer)
+
+
+def test_a_plugin_pushed_as_a_single_manifest_is_refused(
+    plain_registry: RunningRegistry, unique_repo: str
+) -> None:
+    """Served to every platform, its one binary would land on the wrong architecture."""
+    from falcopkg.artifact.remote import RemoteArtifact, inspect_artifact
+    from falcopkg.oci import mediatypes
+    from falcopkg.oci.errors import InvalidManifestError
+
+    client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
+    manifest = _upload_manifest(client, unique_repo, "plugin", b"an amd64 .so")
+    client.put_manifest(unique_repo, "1.0.0", manifest, mediatypes.OCI_MANIFEST)
+
+    with pytest.raises(InvalidManifestError) as caught:
+        inspect_artifact(client, unique_repo, "1.0.0")
+    assert f"{plain_registry.host}/{unique_repo}:1.0.0 is a plugin pushed as a single" in (
+        caught.value.message
+    )
+    assert caught.value.hint is not None and "image index" in caught.value.hint
+
+    # select() refuses it too, for a RemoteArtifact built elsewhere (e.g. from a cache).
+    rules = _upload_manifest(client, unique_repo, "rulesfile", b"- rule: x")
+    client.put_manifest(unique_repo, "rules", rules, mediatypes.OCI_MANIFEST)
+    rulesfile = inspect_artifact(client, unique_repo, "rules")
+    assert rulesfile.select("linux/arm64") is rulesfile.platforms[""]  # any platform: fine
+    plugin = RemoteArtifact(**{**rulesfile.__dict__, "type": get_type("plugin")})
+    with pytest.raises(InvalidManifestError, match="pushed as a single image manifest"):
+        plugin.select("linux/arm64", where="demo:1.0.0")
+
+
+def test_platform_manifests_must_agree_on_the_type(
+    plain_registry: RunningRegistry, unique_repo: str
+) -> None:
+    from falcopkg.artifact.pack import image_index_bytes
+    from falcopkg.artifact.remote import inspect_artifact
+    from falcopkg.oci import mediatypes
+    from falcopkg.oci.descriptor import Descriptor
+    from falcopkg.oci.errors import InvalidManifestError
+    from falcopkg.services.cache import bytes_digest
+
+    client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
+    entries = []
+    for platform, type_name in (("linux/amd64", "plugin"), ("linux/arm64", "asset")):
+        manifest = _upload_manifest(client, unique_repo, type_name, platform.encode())
+        digest = client.put_manifest(
+            unique_repo, bytes_digest(manifest), manifest, mediatypes.OCI_MANIFEST
+        )
+        os_name, arch = platform.split("/")
+        entries.append(
+            Descriptor(
+                mediatypes.OCI_MANIFEST,
+                digest,
+                len(manifest),
+                platform={"architecture": arch, "os": os_name},
+            )
+        )
+    index = image_index_bytes(entries)
+    client.put_manifest(unique_repo, "1.0.0", index, mediatypes.OCI_INDEX)
+
+    with pytest.raises(InvalidManifestError) as caught:
+        inspect_artifact(client, unique_repo, "1.0.0")
+    assert "mixes artifact types across its platforms" in caught.value.message
+    assert "linux/amd64: plugin, linux/arm64: asset" in caught.value.message

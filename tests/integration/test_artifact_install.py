@@ -96,6 +96,22 @@ def test_no_resolve_deps_and_platform(catalog: Project, tmp_path: Path) -> None:
     assert (tmp_path / "arm" / "libcontainer.so").read_bytes() == PLUGIN_FOR["linux/arm64"]
 
 
+def test_platform_errors_speak_of_the_request_not_falco_toml(
+    catalog: Project, tmp_path: Path
+) -> None:
+    missing = run("artifact", "install", "container", "--platform", "linux/s390x", "--plain-http")
+    assert missing.code == 1, missing
+    assert "no set of versions satisfies the requested artifacts" in missing.err
+    assert "container 0.4.1 has no linux/s390x build" in missing.err
+    assert "hint: choose a platform container is built for" in missing.err
+    assert "falco.toml" not in missing.err and "Traceback" not in missing.err
+
+    invalid = run("artifact", "install", "container", "--platform", "linux", "--plain-http")
+    assert invalid.code == 2, invalid
+    assert "invalid --platform value 'linux'" in invalid.err
+    assert not (tmp_path / "plugins").exists()
+
+
 def test_install_by_digest_and_errors(catalog: Project, tmp_path: Path) -> None:
     pushed = catalog.push("pinned-rules", "1.0.0", {"pinned.yaml": b"- list: p\n  items: []\n"})
     ref = f"{catalog.ref('pinned-rules')}@{pushed.digest}"

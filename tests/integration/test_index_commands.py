@@ -25,7 +25,7 @@ from falcopkg.oci.credentials import CredentialStore
 from falcopkg.services.cache import bytes_digest
 from falcopkg.services.indexes import IndexStore
 from tests.conftest import TmpHome
-from tests.fixtures.index_server import IndexServer
+from tests.fixtures.index_server import HelperServer, IndexServer
 
 DATA = Path(__file__).parent.parent / "data" / "index"
 REALISTIC = DATA / "falcosecurity-like.yaml"
@@ -313,6 +313,55 @@ def test_plain_http_needs_explicit_permission(
     assert allowed.exit_code == 0, allowed.output
     assert "allow_http = true" in (project / "falco.toml").read_text()
     assert run_cli("index", "update").exit_code == 0
+
+
+def test_netrc_credentials_never_reach_an_index_host(
+    tmp_home: TmpHome,
+    tmp_path: Path,
+    public_index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the §9 chain decides what an index gets: ~/.netrc is not part of it."""
+    from falcopkg.core.index_config import IndexConfig
+
+    shutil.copy(REALISTIC, public_index_server.root / "index.yaml")
+    netrc = tmp_home.home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    config = IndexConfig(
+        "public",
+        public_index_server.url_for("index.yaml"),
+        ca_file=str(public_index_server.ca_file),
+    )
+    assert IndexStore(tmp_path / "cache").update(config).changed
+    assert public_index_server.requests and not any(
+        r.auth_sent for r in public_index_server.requests
+    )
+
+
+def test_a_redirect_hop_through_plain_http_is_refused(
+    tmp_home: TmpHome,
+    tmp_path: Path,
+    public_index_server: IndexServer,
+    make_http_server: Callable[..., HelperServer],
+) -> None:
+    """https -> http -> https ends on https, but the middle hop went over the network in the
+    clear (and could have been rewritten): refused before it is requested."""
+    from falcopkg.core.index_config import IndexConfig
+    from falcopkg.errors import NetworkError
+
+    shutil.copy(REALISTIC, public_index_server.root / "index.yaml")
+    final = public_index_server.url_for("index.yaml")
+    middle = make_http_server(lambda handler: (302, {"Location": final}, b""))
+    public_index_server.queue_status(302, headers={"Location": f"{middle.url}/hop"})
+    config = IndexConfig("public", final, ca_file=str(public_index_server.ca_file))
+    with pytest.raises(NetworkError) as caught:
+        IndexStore(tmp_path / "cache").update(config)
+    assert "redirected to a plain http:// URL" in caught.value.message
+    assert middle.url in caught.value.message
+    assert middle.requests == []
+    assert not (tmp_path / "cache" / "indexes").exists()
 
 
 # -- list / remove ----------------------------------------------------------------------------

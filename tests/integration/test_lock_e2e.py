@@ -560,3 +560,99 @@ def test_damaged_metadata_cache_entries_are_fetched_again(
     result = run_cli("-C", str(project), "lock")
     assert result.exit_code == 0, result.stderr
     assert (project / "falco.lock").read_bytes() == locked
+
+
+def test_an_index_added_ahead_of_the_locked_one_makes_the_lock_stale(
+    catalog: Catalog, project: Path
+) -> None:
+    """§3: the first index in manifest order that names an artifact wins. An index added
+    before the one falco-rules was locked from may name it too: --check must say the lock
+    is stale (and sync --locked refuse), and relocking moves to the other repository."""
+    manifest = project / "falco.toml"
+    manifest.write_text(catalog.manifest('falco-rules = "4"\n'))
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    locked = (project / "falco.lock").read_bytes()
+
+    catalog.push_rules(
+        "falco-rules-fork",
+        "4.2.0",
+        {"falco_rules.yaml": rules_yaml("0.57.0").encode()},
+        prebuilt=True,
+    )
+    first = project / "first.yaml"
+    first.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "falco-rules",
+                    "type": "rulesfile",
+                    "registry": catalog.registry.host,
+                    "repository": catalog.repository("falco-rules-fork"),
+                }
+            ]
+        )
+    )
+    first_index = f'[[index]]\nname = "first"\nurl = "{first}"\n\n'
+    manifest.write_text(
+        catalog.manifest('falco-rules = "4"\n').replace(
+            "[[index]]\n", first_index + "[[index]]\n", 1
+        )
+    )
+
+    check = run_cli("-C", str(project), "lock", "--check")
+    assert check.exit_code == 1, check.stderr
+    assert "falco-rules: index 'first' was added before 'local'" in check.stderr
+    refused = run_cli("-C", str(project), "sync", "--locked", "--dry-run")
+    assert refused.exit_code == 1 and "index 'first' was added before" in refused.stderr
+
+    dry = run_cli("-C", str(project), "lock", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    fork = catalog.source("falco-rules-fork")
+    assert f"Would update falco-rules 4.1.0 -> 4.2.0 (from {fork})" in dry.stderr
+    assert (project / "falco.lock").read_bytes() == locked
+
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    relocked = read_lock(project).by_name["falco-rules"]
+    assert (relocked.source, relocked.index) == (fork, "first")
+    assert run_cli("-C", str(project), "lock", "--check").exit_code == 0
+
+    # Added after the one used, an index changes nothing.
+    (project / "falco.lock").write_bytes(locked)
+    manifest.write_text(catalog.manifest('falco-rules = "4"\n') + "\n" + first_index)
+    assert run_cli("-C", str(project), "lock", "--check").exit_code == 0
+
+
+def test_a_lock_with_bad_values_is_refused_and_repaired_by_lock(
+    catalog: Catalog, project: Path
+) -> None:
+    """Values an install acts on are checked when falco.lock is read: a path escaping the
+    install directory, a digest that is not one, credentials in `source`, a dependency
+    that is not locked."""
+    (project / "falco.toml").write_text(catalog.manifest('falco-rules = "4"\n'))
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    good = (project / "falco.lock").read_text()
+    rules = read_lock(project).by_name["falco-rules"]
+    assert rules.layer is not None
+    edits = [
+        ('files = ["falco_rules.yaml"]', 'files = ["../../etc/passwd"]', "layer file"),
+        (f'digest = "{rules.digest}"', 'digest = "sha256:zz"', "`digest` is not a digest"),
+        (
+            f'source = "{rules.source}"',
+            f'source = "http://user:secret@{rules.source}"',
+            "`source` must be a registry location",
+        ),
+        ('dependencies = ["container"]', 'dependencies = ["nothere"]', "'nothere', which is not"),
+    ]
+    for old, new, message in edits:
+        assert old in good, old
+        (project / "falco.lock").write_text(good.replace(old, new))
+        for command in (("lock", "--check"), ("sync", "--frozen", "--dry-run")):
+            result = run_cli("-C", str(project), *command)
+            assert result.exit_code == 1, (command, result.stderr)
+            assert message in result.stderr and "falco.lock:" in result.stderr
+            assert "hint: run `falcopkg lock`" in result.stderr
+            assert "secret" not in result.stderr and "/etc/passwd" not in result.stdout
+        repaired = run_cli("-C", str(project), "lock")
+        assert repaired.exit_code == 0, repaired.stderr
+        assert "ignoring the damaged falco.lock" in repaired.stderr
+        assert (project / "falco.lock").read_text() == good

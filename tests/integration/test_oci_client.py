@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from falcopkg.oci.errors import (
     RegistryTLSError,
     RegistryUnreachableError,
 )
+from tests.fixtures.certs import TestCA
 from tests.fixtures.registries import RunningRegistry, free_port
 
 FAST = RegistryOptions(plain_http=True, backoff=0.01, timeout=(2.0, 10.0))
@@ -389,6 +391,7 @@ class ScriptedServer:
 
     respond: Callable[[Seen], Reply]
     host: str = "127.0.0.1"
+    tls: TestCA | None = None  # serve HTTPS with the session CA's server certificate
     seen: list[Seen] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -419,6 +422,10 @@ class ScriptedServer:
 
         self._server = ThreadingHTTPServer((self.host, 0), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.tls.server.cert_file, self.tls.server.key_file)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         ).start()
@@ -537,6 +544,57 @@ def test_redirect_to_another_host_gets_no_authorization(tmp_path: Path) -> None:
     for seen in store.seen:
         assert "Authorization" not in seen.headers
         assert seen.path == "/bucket/blob?X-Amz-Signature=abc"
+
+
+@pytest.mark.parametrize("setting", ["ca_file", "insecure"])
+def test_registry_tls_settings_do_not_follow_a_redirect_to_another_host(
+    session_ca: TestCA, tmp_path: Path, setting: str
+) -> None:
+    """ca_file/insecure are about the registry: the object storage a blob redirect points at
+    is verified against the system's trust store (which does not know the test CA)."""
+    blob = b"blob on a CDN"
+    options = RegistryOptions(
+        retries=0,
+        ca_file=session_ca.ca_file if setting == "ca_file" else None,
+        insecure=setting == "insecure",
+    )
+    with ScriptedServer(lambda seen: (200, {}, blob), host="127.0.0.2", tls=session_ca) as cdn:
+
+        def registry(seen: Seen) -> Reply:
+            if seen.path.startswith("/v2/a/b/blobs/"):
+                return 307, {"Location": f"https://{cdn.netloc}/bucket/blob"}, b""
+            return 200, {}, b"{}"
+
+        with ScriptedServer(registry, tls=session_ca) as server:
+            client = RegistryClient(server.netloc, options)
+            client.ping()  # the registry itself is trusted (ca_file) or not verified (insecure)
+            with pytest.raises(RegistryTLSError) as caught:
+                client.download_blob("a/b", digest_of(blob), tmp_path / "blob")
+    assert caught.value.message.startswith(f"TLS certificate of {cdn.netloc} is not trusted")
+    assert caught.value.hint is not None and f"registry {server.netloc} redirected" in (
+        caught.value.hint
+    )
+    assert cdn.seen == []  # the handshake failed: nothing was requested from it
+    assert not (tmp_path / "blob").exists()
+
+
+def test_an_https_registry_may_not_name_a_plain_http_token_realm(session_ca: TestCA) -> None:
+    """The realm would get the password in cleartext: refused before anything is sent."""
+    with ScriptedServer(lambda seen: (200, {}, b'{"token": "t"}'), host="127.0.0.2") as realm:
+        challenge = f'Bearer realm="http://{realm.netloc}/token",service="svc"'
+
+        def registry(seen: Seen) -> Reply:
+            return 401, {"WWW-Authenticate": challenge}, b""
+
+        with ScriptedServer(registry, tls=session_ca) as server:
+            options = RegistryOptions(retries=0, ca_file=session_ca.ca_file)
+            client = RegistryClient(server.netloc, options, Credential("alice", "s3cret-pw"))
+            with pytest.raises(AuthenticationError) as caught:
+                client.list_tags("a/b")
+    assert "plain-http token service" in caught.value.message
+    assert caught.value.hint is not None and "https://" in caught.value.hint
+    assert "s3cret-pw" not in f"{caught.value.message} {caught.value.hint}"
+    assert realm.seen == []
 
 
 ALL_TAGS = [f"1.{i}.0" for i in range(7)]

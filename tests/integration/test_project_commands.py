@@ -231,3 +231,20 @@ def test_tree_without_a_lock_says_what_to_do(catalog: Catalog, project: Path) ->
         "falco.lock does not exist" in result.stderr
         and "hint: run `falcopkg lock`" in result.stderr
     )
+
+
+def test_add_reports_only_what_changed_in_the_lock(catalog: Catalog, project: Path) -> None:
+    manifest = project / "falco.toml"
+    # No lock yet: falco-rules (and container, which it brings) were declared before.
+    manifest.write_text(catalog.manifest('falco-rules = "4"\n'))
+    first = run_cli("-C", str(project), "add", "json", "--no-sync")
+    assert first.exit_code == 0, first.stderr
+    assert "Added json 0.7.0" in first.stderr
+    assert "Added falco-rules" not in first.stderr and "Added container" not in first.stderr
+    assert "Locked 3 artifacts in falco.lock" in first.stderr
+
+    # Locked: adding a transitive artifact as a direct one changes no locked artifact.
+    again = run_cli("-C", str(project), "add", "container", "--no-sync")
+    assert again.exit_code == 0, again.stderr
+    assert "Added" not in again.stderr and "Updated" not in again.stderr
+    assert 'container = "0.4.1"' in manifest.read_text()

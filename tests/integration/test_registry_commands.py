@@ -323,6 +323,8 @@ def test_pull_refuses_an_unsafe_layer_and_writes_nothing(
         (["--type", "plugin", "--platform", "linux"], "invalid --platform value 'linux'"),
         (["--type", "rulesfile", "-d", "container"], "invalid --depends-on value 'container'"),
         (["--type", "rulesfile", "-r", "engine"], "invalid --requires value 'engine'"),
+        (["--type", "rulesfile", "-r", "engine_version_semver:abc"],
+         "version 'abc' of 'engine_version_semver' is not a semver version"),
         (["--type", "driver"], "unknown artifact type 'driver'"),
     ],
 )  # fmt: skip
@@ -396,6 +398,7 @@ def test_login_checks_saves_0600_and_logout_removes(
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     saved = json.loads(credentials.read_text())["registries"][reg.host]
     assert saved == {"username": reg.username, "password": reg.password}
+    assert "without being checked" not in right.stderr  # this registry did check them
 
     pushed = run_cli(*push_args)
     assert pushed.exit_code == 0, pushed.stderr
@@ -404,6 +407,22 @@ def test_login_checks_saves_0600_and_logout_removes(
     assert out.exit_code == 0 and reg.host not in json.loads(credentials.read_text())["registries"]
     again = run_cli("registry", "logout", reg.host)
     assert again.exit_code == 0 and f"warning: not logged in to {reg.host}" in again.stderr
+
+
+def test_login_to_a_registry_without_auth_saves_with_a_warning(
+    plain_registry: RunningRegistry, tmp_home: TmpHome
+) -> None:
+    """Like docker, the credentials are kept; the user learns nothing vouched for them."""
+    result = run_cli("registry", "login", plain_registry.host, "--plain-http", "-u", "alice",
+                     "--password-stdin", input="unchecked-pw\n")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (
+        f"registry {plain_registry.host} did not ask for credentials; they were saved without "
+        "being checked"
+    ) in " ".join(result.stderr.split())
+    assert "unchecked-pw" not in result.stderr + result.stdout
+    credentials = json.loads((tmp_home.config_dir / "credentials.json").read_text())
+    assert credentials["registries"][plain_registry.host]["username"] == "alice"
 
 
 def test_docker_config_and_env_credentials(

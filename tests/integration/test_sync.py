@@ -135,6 +135,7 @@ def test_no_network_when_cached_and_offline_into_new_directories(
     assert missing.code == 1
     assert "is not in the cache" in missing.err and "sha256:" in missing.err
     assert "--offline" in missing.err
+    assert "vendor" not in missing.err and "with network access to fill the cache" in missing.err
     assert not (root / "third" / "falco_rules.yaml").exists()
 
 
@@ -168,6 +169,10 @@ def test_upgrade_replaces_files_and_drops_files_the_new_version_lacks(project: P
 
     project.dependencies = {"edge-rules": "2"}
     project.write_manifest()
+    dry = project.sync("--dry-run")
+    assert dry.code == 0, dry
+    assert "Would update edge-rules 1.0.0 -> 2.0.0" in dry.err and "Updated" not in dry.err
+    assert project.installed() == {"rules/a.yaml": YA1, "rules/b.yaml": YB1}
     result = project.sync()
     assert result.code == 0, result
     assert project.installed() == {"rules/a.yaml": YA2, "rules/c.yaml": YC2}
@@ -403,7 +408,7 @@ def test_mirrors_oci_layout_and_registry(
     assert (root / "m1" / "falco_rules.yaml").read_bytes() == RULES_V1
     assert (root / "p1" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
 
-    # An OCI image layout holding the blobs (what `falcopkg vendor` writes), no network at all.
+    # An OCI image layout holding the blobs (as `skopeo copy ... oci:DIR` writes), no network.
     layout = root / "vendor"
     (layout / "blobs" / "sha256").mkdir(parents=True)
     for blob in (tmp_home.cache_dir / "blobs" / "sha256").iterdir():

@@ -223,3 +223,42 @@ def test_a_sync_that_dies_mid_apply_is_finished_by_the_next(
     final = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
     assert final["pending"] == {} and final["artifacts"]["demo-rules"]["version"] == "2.0.0"
     assert run("-C", project.root, "verify").code == 0
+
+
+def test_two_syncs_interrupted_in_opposite_directions_are_finished_by_the_next(
+    two_locks: tuple[Project, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill loop's rare failure, made deterministic: a sync to NEW dies after renaming
+    falco_rules.yaml, the next one (back to OLD) dies after its journal but before renaming
+    it. NEW content is on disk while OLD is the last journaled: both must stay falcopkg's
+    own, or the next sync keeps the file as a user's change and fails."""
+    from falcopkg.services import extract
+
+    project, old_lock, new_lock = two_locks
+
+    class Crash(BaseException):
+        pass
+
+    real_place = extract.place_file
+
+    def place_then_die(*args: object) -> None:
+        real_place(*args)  # type: ignore[arg-type]
+        raise Crash
+
+    def die_before_placing(*args: object) -> None:
+        raise Crash
+
+    for lock_text, place in ((new_lock, place_then_die), (old_lock, die_before_placing)):
+        project.lock_path.write_text(lock_text)
+        monkeypatch.setattr(extract, "place_file", place)
+        with pytest.raises(Crash):
+            project.sync("--frozen")
+    monkeypatch.undo()
+    assert (project.rules_dir / "falco_rules.yaml").read_bytes() == NEW["falco_rules.yaml"]
+
+    project.lock_path.write_text(new_lock)
+    finished = project.sync("--frozen")
+    assert finished.code == 0, finished
+    assert "kept" not in finished.err
+    assert project.installed() == {f"rules/{name}": data for name, data in NEW.items()}
+    assert run("-C", project.root, "verify").code == 0

@@ -121,6 +121,10 @@ def test_credentials_from_env(tmp_home: TmpHome, monkeypatch: pytest.MonkeyPatch
         ("https://bob:pw@example.com/i.yaml", "https://example.com/i.yaml"),
         ("https://example.com/a@b/i.yaml", "https://example.com/a@b/i.yaml"),
         ("/srv/i.yaml", "/srv/i.yaml"),
+        # A password holding '@' is hidden whole, not cut at its first '@'.
+        ("https://bob:p@ss@example.com/i.yaml", "https://example.com/i.yaml"),
+        ("https://bob:p@ss@example.com:8443/a@b?q=@c", "https://example.com:8443/a@b?q=@c"),
+        ("https://bob@example.com", "https://example.com"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:

@@ -20,6 +20,7 @@ from falcopkg.core.lockfile import (
 )
 from falcopkg.core.manifest import parse_manifest
 from falcopkg.errors import ConfigError, LockError
+from falcopkg.services.locking import describe_changes
 
 D = {c: "sha256:" + c * 64 for c in "abcdef0123"}
 
@@ -151,11 +152,35 @@ def test_layer_for_platforms() -> None:
 
 
 def test_strange_names_and_strings_are_quoted() -> None:
-    odd = replace(RULES, name="acme.rules", source='r.io/x"y')
+    odd = replace(
+        RULES,
+        name="acme.rules",
+        dependencies=(),
+        dependency_constraints={},
+        requirements={"engine_version": '0.1"2'},
+    )
     lock = Lock(LockInputs(dependencies={"acme.rules": "*"}), (odd,))
     text = render_lock(lock)
     assert '"acme.rules" = "*"' in text
     assert parse_lock(text, "falco.lock") == lock
+
+
+# One valid artifact (lines 2-7), to break one value at a time. (Errors inside a plugin's
+# platform table name the line of its [[artifact]].)
+ARTIFACT_A = (
+    'version = 1\n[[artifact]]\nname = "a"\ntype = "rulesfile"\nsource = "r.io/a"\n'
+    f'digest = "{D["a"]}"\nlayer = {{ digest = "{D["b"]}", size = 1, files = ["a.yaml"] }}\n'
+)
+PLUGIN_B = (
+    f'\n[[artifact]]\nname = "b"\ntype = "plugin"\nsource = "r.io/b"\ndigest = "{D["c"]}"\n'
+    '[artifact.platforms."linux/amd64"]\n'
+    f'manifest = "{D["d"]}"\nlayer = {{ digest = "{D["e"]}", size = 2, files = ["libb.so"] }}\n'
+)
+
+
+def _broken(old: str, new: str, text: str = ARTIFACT_A) -> str:
+    assert old in text
+    return text.replace(old, new)
 
 
 @pytest.mark.parametrize(
@@ -165,23 +190,86 @@ def test_strange_names_and_strings_are_quoted() -> None:
         ("[manifest]\n", LockError, "unsupported lockfile version None"),
         ("version = 1\n[manifest\n", ConfigError, "falco.lock: invalid TOML"),
         (
-            'version = 1\n[[artifact]]\nname = "a"\ntype = "rulesfile"\nsource = "r.io/a"\n'
-            'digest = "sha256:x"\nlayer = { digest = "sha256:y", size = 1 }\n'
-            '\n[[artifact]]\nname = "b"\ntype = "plugin"\ndigest = "sha256:z"\n',
+            ARTIFACT_A + '\n[[artifact]]\nname = "b"\ntype = "plugin"\ndigest = "sha256:z"\n',
             ConfigError,
             "falco.lock:9: `source` must be a non-empty string",
         ),
         (
-            'version = 1\n[[artifact]]\nname = "a"\ntype = "rulesfile"\nsource = "r.io/a"\n'
-            'digest = "sha256:x"\nlayer = { digest = "sha256:y", size = -1 }\n',
+            _broken("size = 1", "size = -1"),
             ConfigError,
             "falco.lock:7: layer `size` must be a non-negative integer",
         ),
         (
-            'version = 1\n[[artifact]]\nname = "a"\ntype = "rulesfile"\nsource = "r.io/a"\n'
-            'digest = "sha256:x"\n',
+            ARTIFACT_A.split("layer =")[0],
             ConfigError,
             "artifact 'a' has neither `layer` nor `platforms`",
+        ),
+        # Digests must be digests (an install checks content against them).
+        (
+            _broken(f'digest = "{D["a"]}"', 'digest = "sha256:zz"'),
+            ConfigError,
+            "falco.lock:6: artifact 'a': `digest` is not a digest",
+        ),
+        (
+            _broken(f'digest = "{D["b"]}"', 'digest = "sha256:zz"'),
+            ConfigError,
+            "falco.lock:7: artifact 'a': `digest` is not a digest",
+        ),
+        (
+            ARTIFACT_A + _broken(f'manifest = "{D["d"]}"', 'manifest = "md5:00"', PLUGIN_B),
+            ConfigError,
+            "falco.lock:9: artifact 'b': `manifest` is not a digest",
+        ),
+        # `source` is a registry location: no scheme, credentials, tag or digest.
+        *(
+            (
+                _broken('source = "r.io/a"', f"source = {bad!r}".replace("'", '"')),
+                ConfigError,
+                "falco.lock:5: artifact 'a': `source` must be a registry location",
+            )
+            for bad in (
+                "http://user:pw@x/y",
+                "user:pw@r.io/a",
+                "r.io/a:1.0.0",
+                f"r.io/a@{D['a']}",
+                "a",
+                "acme/a",
+                "r.io/A",
+            )
+        ),
+        # Files are relative paths inside the install directory.
+        *(
+            (
+                _broken('files = ["a.yaml"]', f"files = [{bad!r}]".replace("'", '"')),
+                ConfigError,
+                "falco.lock:7: artifact 'a': layer file",
+            )
+            for bad in (
+                "../../etc/passwd",
+                "rules/../../x",
+                "/etc/passwd",
+                "a//b",
+                "./a.yaml",
+                "a/",
+                "",
+                "..",
+            )
+        ),
+        (
+            _broken('files = ["a.yaml"]', 'files = ["a\\\\b.yaml"]'),
+            ConfigError,
+            "falco.lock:7: artifact 'a': layer file",
+        ),
+        (
+            ARTIFACT_A + _broken('files = ["libb.so"]', 'files = ["../libb.so"]', PLUGIN_B),
+            ConfigError,
+            "falco.lock:9: artifact 'b': layer file '../libb.so'",
+        ),
+        # Dependencies name locked artifacts.
+        (
+            ARTIFACT_A + 'dependencies = ["nothere"]\n',
+            ConfigError,
+            "falco.lock:8: artifact 'a' depends on 'nothere', which is not locked",
         ),
     ],
 )
@@ -192,6 +280,14 @@ def test_parse_errors_name_the_line_and_say_what_to_do(
         parse_lock(text, "falco.lock")
     assert fragment in str(caught.value)
     assert getattr(caught.value, "hint", None)
+    assert "pw" not in str(caught.value)  # a bad source is not echoed: it may hold secrets
+
+
+def test_the_valid_base_of_the_parse_error_cases_parses() -> None:
+    lock = parse_lock(ARTIFACT_A + 'dependencies = ["b"]\n' + PLUGIN_B, "falco.lock")
+    assert lock.by_name["a"].dependencies == ("b",)
+    assert lock.by_name["b"].layer_for("linux/amd64") == LockedLayer(D["e"], 2, ("libb.so",))
+    assert lock.by_name["a"].layer == LockedLayer(D["b"], 1, ("a.yaml",))
 
 
 def test_duplicate_artifacts_are_an_error() -> None:
@@ -276,3 +372,91 @@ def test_staleness_is_semantic(manifest_text: str, expected: list[str]) -> None:
         assert reasons == []
     for fragment in expected:
         assert any(fragment in reason for reason in reasons), reasons
+
+
+FIRST_INDEX = '[[index]]\nname = "first"\nurl = "https://example.com/first.yaml"\n\n'
+OFFICIAL_INDEX = '[[index]]\nname = "falcosecurity"\n'
+# (locked with, now, which locked artifacts are stale by index order); §3: the first index
+# in manifest order that names an artifact wins.
+INDEX_ORDER = [
+    ("unchanged", MANIFEST, MANIFEST, []),
+    (
+        "index added before the one used",
+        MANIFEST,
+        MANIFEST.replace(OFFICIAL_INDEX, FIRST_INDEX + OFFICIAL_INDEX),
+        ["falco-rules: index 'first' was added before 'falcosecurity'", "container: index 'first'"],
+    ),
+    ("index added after the one used", MANIFEST, MANIFEST + "\n" + FIRST_INDEX, []),
+    (
+        "index moved ahead of the one used",
+        MANIFEST + "\n" + FIRST_INDEX,
+        MANIFEST.replace(OFFICIAL_INDEX, FIRST_INDEX + OFFICIAL_INDEX),
+        ["falco-rules: index 'first' was moved before 'falcosecurity'", "container: index 'first'"],
+    ),
+    (
+        "URL of an index ahead changed",
+        MANIFEST.replace(OFFICIAL_INDEX, FIRST_INDEX + OFFICIAL_INDEX),
+        MANIFEST.replace(
+            OFFICIAL_INDEX, FIRST_INDEX.replace("first.yaml", "new.yaml") + OFFICIAL_INDEX
+        ),
+        [
+            "falco-rules: the URL of index 'first', which comes before 'falcosecurity', changed",
+            "container: the URL of index 'first'",
+        ],
+    ),
+    (
+        "a dependency that names its index is not looked up elsewhere",
+        MANIFEST,
+        MANIFEST.replace(OFFICIAL_INDEX, FIRST_INDEX + OFFICIAL_INDEX).replace(
+            'falco-rules = "4"', 'falco-rules = { version = "4", index = "falcosecurity" }'
+        ),
+        ["container: index 'first' was added before 'falcosecurity'"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("locked_with", "now", "expected"),
+    [c[1:] for c in INDEX_ORDER],
+    ids=[c[0] for c in INDEX_ORDER],
+)
+def test_staleness_follows_index_order(locked_with: str, now: str, expected: list[str]) -> None:
+    lock = parse_lock(render_lock(make_lock(locked_with)), "falco.lock")  # order survives
+    manifest = parse_manifest(now, Path("falco.toml"))
+    reasons = stale_reasons(manifest, lock)
+    assert len(reasons) == len(expected), reasons
+    for fragment in expected:
+        assert any(reason.startswith(fragment) for reason in reasons), reasons
+
+
+# (before, after, the line describe_changes prints)
+CHANGES = [
+    (RULES, replace(RULES, version="4.2.0", digest=D["3"]), "Updated falco-rules 4.1.0 -> 4.2.0"),
+    (
+        RULES,
+        replace(RULES, digest=D["3"]),
+        f"Updated falco-rules 4.1.0 (new digest {D['3'][:19]})",
+    ),
+    (
+        RULES,
+        replace(RULES, version="4.2.0", digest=D["3"], source="r.io/other/falco-rules"),
+        "Updated falco-rules 4.1.0 -> 4.2.0 (from r.io/other/falco-rules)",
+    ),
+    (
+        RULES,
+        replace(RULES, source="r.io/other/falco-rules"),
+        "Updated falco-rules 4.1.0 (from r.io/other/falco-rules)",
+    ),
+    (RULES, RULES, None),
+]
+
+
+@pytest.mark.parametrize(("before", "after", "line"), CHANGES)
+def test_describe_changes_names_version_digest_and_source_changes(
+    before: LockedArtifact, after: LockedArtifact, line: str | None
+) -> None:
+    old = Lock(LockInputs(), (replace(before, dependencies=()),))
+    new = Lock(LockInputs(), (replace(after, dependencies=()),))
+    assert describe_changes(old, new) == ([line] if line else [])
+    if line:
+        assert describe_changes(old, new, dry_run=True) == [line.replace("Updated", "Would update")]

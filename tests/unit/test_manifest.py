@@ -196,3 +196,12 @@ def test_init_text_is_a_valid_commented_manifest(tmp_path: Path) -> None:
     document = tomlkit.parse(text)
     add_dependency(document, "falco-rules", "4.0.0")
     assert 'falco-rules = "4.0.0"' in tomlkit.dumps(document)
+
+
+def test_add_writes_inline_tables_like_cargo() -> None:
+    document = tomlkit.parse('[dependencies]\nfalco-rules = "4"  # default rules\n')
+    add_dependency(document, "acme", {"ref": "registry.example.com/acme/rules", "version": '1"x'})
+    text = tomlkit.dumps(document)
+    assert 'acme = { ref = "registry.example.com/acme/rules", version = "1\\"x" }\n' in text
+    assert 'falco-rules = "4"  # default rules\n' in text
+    assert document["dependencies"]["acme"]["version"] == '1"x'

@@ -19,6 +19,7 @@ from falcopkg.oci.auth import (
     parse_www_authenticate,
 )
 from falcopkg.oci.client import (
+    RegistryClient,
     RegistryOptions,
     is_retryable_status,
     parse_retry_after,
@@ -402,3 +403,34 @@ def test_fetched_manifest_json() -> None:
         FetchedManifest("x", DIGEST, b"[1]").json()
     with pytest.raises(InvalidManifestError, match="not valid JSON"):
         FetchedManifest("x", DIGEST, b"\xff").json()
+
+
+def test_a_token_never_shows_in_a_repr() -> None:
+    from falcopkg.oci.auth import _Token
+
+    token = _Token("secret-bearer-token", frozenset({Scope.of("a/b", "pull")}), 12.0)
+    assert "secret-bearer-token" not in repr(token)
+    assert "a/b" in repr(token)
+
+
+def test_insecure_registry_silences_only_its_own_certificate_warnings() -> None:
+    """Other hosts' InsecureRequestWarnings (someone else's verify=False) still show."""
+    import warnings
+
+    from urllib3.exceptions import InsecureRequestWarning
+
+    def warning_for(host: str) -> InsecureRequestWarning:
+        # urllib3's own wording (connectionpool._validate_conn).
+        return InsecureRequestWarning(
+            f"Unverified HTTPS request is being made to host '{host}'. Adding certificate "
+            "verification is strongly advised."
+        )
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        RegistryClient("insecure.example:5000", RegistryOptions(insecure=True)).close()
+        warnings.warn(warning_for("insecure.example"), stacklevel=1)
+        warnings.warn(warning_for("elsewhere.example"), stacklevel=1)
+        warnings.warn(warning_for("insecure.example.evil"), stacklevel=1)
+    hosts = [str(w.message).split("'")[1] for w in shown]
+    assert hosts == ["elsewhere.example", "insecure.example.evil"]

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from falcopkg.cli.commands.install import DEFAULT_DIRS, scan_install_dirs
-from falcopkg.core.manifest import InstallSettings
 from falcopkg.core.plan import (
     ABSENT,
     ArtifactRecord,
@@ -19,6 +18,7 @@ from falcopkg.core.plan import (
     DiskFact,
     FileRecord,
     desired_files,
+    journal,
     needs_hash,
     next_state,
     plan_sync,
@@ -63,7 +63,11 @@ def _states(raw: dict[str, Any] | None) -> dict[str, DirectoryState]:
             )
             for name, a in (state.get("artifacts") or {}).items()
         }
-        pending = {p: str(s) for p, s in (state.get("pending") or {}).items()}
+        # pending: path -> sha256, or a list of them (content of several interrupted syncs)
+        pending = {
+            p: (str(s),) if isinstance(s, str) else tuple(map(str, s))
+            for p, s in (state.get("pending") or {}).items()
+        }
         states[directory] = DirectoryState(artifacts, pending)
     return states
 
@@ -173,7 +177,52 @@ def test_needs_hash_table() -> None:
     assert not needs_hash(same, record, None)
     assert needs_hash(other, record, None)
     assert not needs_hash(other, None, None)  # unowned: never hashed by the planner
-    assert needs_hash(other, None, "P")  # written by an interrupted sync
+    assert needs_hash(other, None, ("P",))  # written by an interrupted sync
+    assert not needs_hash(other, None, ())
+
+
+_RECORDED = {"a": ArtifactRecord("a", "1", "L1", {"x": FileRecord("OLD", 1, 1)})}
+
+
+@pytest.mark.parametrize(
+    ("pending", "writes", "expected"),
+    [
+        ({}, {"x": "NEW"}, {"x": ("NEW",)}),
+        # A sync to NEW died after its rename, the next one (back to OLD) journals OLD: NEW
+        # may still be on disk and must stay falcopkg's own.
+        ({"x": ("NEW",)}, {"x": "OLD"}, {"x": ("NEW", "OLD")}),
+        ({"x": ("NEW", "OLD")}, {"x": "NEW"}, {"x": ("NEW", "OLD")}),
+        ({"y": ("Y",)}, {"x": "NEW"}, {"x": ("NEW",), "y": ("Y",)}),
+    ],
+)
+def test_journal_keeps_earlier_pending_content(
+    pending: dict[str, tuple[str, ...]],
+    writes: dict[str, str],
+    expected: dict[str, tuple[str, ...]],
+) -> None:
+    old = DirectoryState(_RECORDED, pending, "stamp", ("/d",))
+    assert journal(old, writes) == DirectoryState(_RECORDED, expected)
+
+
+@pytest.mark.parametrize(
+    ("on_disk", "kind", "cause"),
+    [
+        ("NEW", "update", "interrupted"),
+        ("OLD", "update", "interrupted"),
+        ("EDITED", "keep-modified", "modified"),
+    ],
+)
+def test_any_journaled_content_is_an_interrupted_sync(on_disk: str, kind: str, cause: str) -> None:
+    state = DirectoryState(
+        {"a": ArtifactRecord("a", "1", "L1", {"x": FileRecord("REC", 1, 1)})},
+        {"x": ("NEW", "OLD")},
+    )
+    plan = plan_sync(
+        {"/d": {"x": DesiredFile("a", "2", "L2")}},
+        {"/d": state},
+        {"/d": {"x": DiskFact(True, 5, 5, on_disk)}},
+    )
+    assert [(a.kind, a.cause) for a in plan.actions] == [(kind, cause)]
 
 
 # --- desired_files ---------------------------------------------------------------------
@@ -306,8 +355,3 @@ _RULES = {
 )
 def test_scan_install_dirs(text: str, expected: dict[str, str] | None) -> None:
     assert scan_install_dirs(text) == expected
-
-
-def test_fast_path_defaults_match_the_manifest_defaults() -> None:
-    defaults = InstallSettings()
-    assert {key: getattr(defaults, key) for key in DEFAULT_DIRS} == DEFAULT_DIRS

@@ -99,6 +99,7 @@ def install(
             cache=BlobCache(app.cache_dir),
             console=app.console,
             follow_dependencies=not no_resolve_deps,
+            requested_by="the command line",  # there may be no falco.toml to name
         )
         overrides = DirectoryOverrides.of(
             rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir

@@ -22,6 +22,7 @@ import click
 
 from falcopkg import __version__, paths
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.defaults import DEFAULT_ASSETS_DIR, DEFAULT_PLUGINS_DIR, DEFAULT_RULESFILES_DIR
 from falcopkg.errors import InstallError, LockError, UsageError
 
 if TYPE_CHECKING:
@@ -155,7 +156,6 @@ def run_sync(
     from falcopkg.core.lockfile import render_lock
     from falcopkg.core.manifest import load_manifest
     from falcopkg.services.installer import install_artifacts
-    from falcopkg.services.locking import write_lock_if_changed
 
     manifest = load_manifest(manifest_path)
     registries = RegistryAccess(app, manifest)
@@ -170,6 +170,9 @@ def run_sync(
             dry_run=dry_run,
         )
         if lock_changed and not dry_run:
+            # Only here: the resolver behind it costs a cold sync ~10 ms to import.
+            from falcopkg.services.locking import write_lock_if_changed
+
             write_lock_if_changed(manifest.lock_path, lock)
         directories = install_directories(manifest, overrides)
         stamp = sync_fingerprint(
@@ -254,7 +257,7 @@ def _current_lock(
         cache=BlobCache(app.cache_dir),
         console=app.console,
     )
-    for line in describe_changes(existing, lock):
+    for line in describe_changes(existing, lock, dry_run=dry_run):
         app.console.info(f"  {line}")
     return lock, True
 
@@ -320,12 +323,12 @@ def _sha256() -> _Hasher:
     return hashlib.sha256()
 
 
-# falco.toml [install] defaults, mirrored from falcopkg.core.manifest (importing it costs
-# more than the no-op budget allows; tests/unit/test_plan.py checks they are the same).
+# falco.toml [install] defaults (falcopkg.defaults: core.manifest costs more to import than
+# the no-op budget allows).
 DEFAULT_DIRS = {
-    "rulesfiles_dir": "/etc/falco",
-    "plugins_dir": "/usr/share/falco/plugins",
-    "assets_dir": "/etc/falco/assets",
+    "rulesfiles_dir": DEFAULT_RULESFILES_DIR,
+    "plugins_dir": DEFAULT_PLUGINS_DIR,
+    "assets_dir": DEFAULT_ASSETS_DIR,
 }
 _INSTALL_HEADER_RE = re.compile(r"^\s*\[\s*install\s*\]\s*(?:#.*)?$")
 _TABLE_HEADER_RE = re.compile(r"^\s*\[")

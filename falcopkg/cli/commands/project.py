@@ -73,7 +73,8 @@ def add(app: AppContext, refs: tuple[str, ...], no_sync: bool, offline: bool) ->
 
     manifest_path = app.require_manifest()
     document = load_document(manifest_path)
-    parse_manifest(tomlkit.dumps(document), manifest_path)  # a broken falco.toml fails first
+    # A broken falco.toml fails first.
+    declared = parse_manifest(tomlkit.dumps(document), manifest_path).dependencies
     wanted = [_dependency_for(text) for text in refs]
     for name, value, _ in wanted:
         add_dependency(document, name, value)
@@ -90,9 +91,28 @@ def add(app: AppContext, refs: tuple[str, ...], no_sync: bool, offline: bool) ->
     final = parse_manifest(tomlkit.dumps(document), manifest_path)
     lock = _with_inputs(lock, final)
     _save_document(manifest_path, document)
-    _write_lock(app, final, existing, lock)
+    added = {name for name, _, _ in wanted}
+    # Without a lock to compare with, what the other declared artifacts bring was there
+    # before this `add`: report only what the added names bring in.
+    baseline = existing or _closure(lock, [name for name in declared if name not in added])
+    _write_lock(app, final, existing, lock, compare_with=baseline)
     if not no_sync:
         _sync(app, offline=offline)
+
+
+def _closure(lock: Lock, names: Sequence[str]) -> Lock:
+    """``lock`` with only ``names`` and what they depend on, directly or not."""
+    from dataclasses import replace
+
+    by_name = lock.by_name
+    todo = [name for name in names if name in by_name]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [child for child in by_name[name].dependencies if child in by_name]
+    return replace(lock, artifacts=tuple(a for a in lock.artifacts if a.name in seen))
 
 
 def _dependency_for(text: str) -> tuple[str, str | dict[str, str], bool]:
@@ -331,13 +351,16 @@ def _write_lock(
     new: Lock,
     *,
     list_first_lock: bool = True,
+    compare_with: Lock | None = None,
 ) -> None:
     """Write falco.lock if it changed and say what changed (a first `lock` of a project
-    only says how many artifacts it locked, like uv, instead of listing them all)."""
+    only says how many artifacts it locked, like uv, instead of listing them all).
+    ``compare_with`` replaces ``existing`` as what the changes are relative to."""
     from falcopkg.services.locking import describe_changes, write_lock_if_changed
 
-    if existing is not None or list_first_lock:
-        for line in describe_changes(existing, new):
+    before = compare_with if compare_with is not None else existing
+    if before is not None or list_first_lock:
+        for line in describe_changes(before, new):
             app.console.info(line)
     written = write_lock_if_changed(manifest.lock_path, new)
     count = _count(len(new.artifacts), "artifact")

@@ -308,6 +308,12 @@ def login(
                 host=host,
                 status=401,
             ) from None
+        # The ping was answered without a challenge: nothing checked the credentials.
+        unchecked = client.auth.scheme is None
+    if unchecked:
+        app.console.warn(
+            f"registry {host} did not ask for credentials; they were saved without being checked"
+        )
     store = CredentialStore(warn=app.console.warn)
     store.set_registry(host, credential)
     app.console.success(f"Login succeeded: credentials for {host} saved in {store.path}")

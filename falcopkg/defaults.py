@@ -1,0 +1,14 @@
+"""falco.toml defaults (SPEC §5), stdlib-free so the no-op sync can read them cheaply.
+
+One home for them: falcopkg.core.manifest builds its model from these, and the `sync` fast
+path (falcopkg.cli.commands.install) reads [install] without loading the manifest module.
+"""
+
+from __future__ import annotations
+
+DEFAULT_PLATFORMS: tuple[str, ...] = ("linux/amd64", "linux/arm64")
+# falcoctl's defaults (and the falco chart's allowedTypes).
+DEFAULT_RULESFILES_DIR = "/etc/falco"
+DEFAULT_PLUGINS_DIR = "/usr/share/falco/plugins"
+DEFAULT_ASSETS_DIR = "/etc/falco/assets"
+DEFAULT_ALLOWED_TYPES: tuple[str, ...] = ("rulesfile", "plugin")
