@@ -187,6 +187,15 @@ def _load_data(text: str, path: Path) -> dict[str, Any]:
     return data
 
 
+def parse_registry_settings(
+    data: Mapping[str, Any], text: str, path: Path
+) -> dict[str, RegistrySettings]:
+    """The ``[registries."host"]`` tables of a config file (falco.toml or the user config),
+    validated like falco.toml's; relative ``ca_file`` paths are relative to ``path``."""
+    value = data.get("registries")
+    return _Reader(text, path).registries(value) if value is not None else {}
+
+
 class _Reader:
     """Validation with the source text at hand, so each error can name its line."""
 

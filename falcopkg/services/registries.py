@@ -1,5 +1,8 @@
-"""Registry clients configured from falco.toml: the one place that turns
-``[registries."host"]`` settings into OCI client options."""
+"""Registry clients configured from falco.toml and the user config: the one place that turns
+``[registries."host"]`` settings into OCI client options.
+
+The user config's entries apply to every project (like ~/.cargo/config.toml); a project's
+entry for the same host replaces it."""
 
 from __future__ import annotations
 
@@ -27,13 +30,15 @@ def registry_pool(
     credential_overrides: Mapping[str, Credential] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> RegistryPool:
-    """A RegistryPool with the per-registry options of the manifest (if any) and the flags."""
+    """A RegistryPool with the per-registry options of the user config and the manifest (if
+    any) and the flags."""
     from falcopkg.oci.client import RegistryPool
+    from falcopkg.services.userconfig import user_registry_settings
 
-    options = {
-        host: registry_options(settings)
-        for host, settings in (manifest.registries.items() if manifest is not None else ())
-    }
+    settings = user_registry_settings()
+    if manifest is not None:
+        settings.update(manifest.registries)
+    options = {host: registry_options(entry) for host, entry in settings.items()}
     return RegistryPool(
         options, plain_http=plain_http, credential_overrides=credential_overrides, warn=warn
     )

@@ -22,6 +22,8 @@ from falcopkg.errors import ConfigError
 if TYPE_CHECKING:
     from tomlkit.toml_document import TOMLDocument
 
+    from falcopkg.core.manifest import RegistrySettings
+
 
 def load_user_config() -> TOMLDocument:
     """The user config for editing; an empty document when it does not exist yet."""
@@ -127,3 +129,13 @@ def read_toml_fast(path: Path, *, missing_ok: bool = False) -> tuple[dict[str, A
 def read_index_configs_fast(path: Path, *, missing_ok: bool = False) -> list[IndexConfig]:
     data, text = read_toml_fast(path, missing_ok=missing_ok)
     return read_index_configs(data, path, text=text, base_dir=path.parent)
+
+
+def user_registry_settings() -> dict[str, RegistrySettings]:
+    """``[registries."host"]`` of the user config: defaults for every project, and the only
+    place to trust a private CA (or allow plain HTTP) outside a project."""
+    from falcopkg.core.manifest import parse_registry_settings
+
+    path = paths.user_config_file()
+    data, text = read_toml_fast(path, missing_ok=True)
+    return parse_registry_settings(data, text, path)

@@ -476,3 +476,29 @@ def test_token_registry_push_to_two_repositories_in_one_run(
     )  # fmt: skip
     assert pulled.exit_code == 0, pulled.stderr
     assert (tmp_path / "out" / "libdummy.so").read_bytes() == PLUGIN_AMD64.read_bytes()
+
+
+def test_user_config_registries_apply_outside_a_project(
+    tls_registry: RunningRegistry, unique_repo: str, tmp_home: TmpHome, tmp_path: Path
+) -> None:
+    """A private CA trusted once in the user config serves every command, project or not."""
+    reg = tls_registry
+    assert reg.username and reg.password
+    env = dict(zip(env_var_names(reg.host), (reg.username, reg.password), strict=True))
+    push_args = ["registry", "push", f"{reg.host}/{unique_repo}", str(RULES),
+                 "--type", "rulesfile", "--version", "1.0.0"]  # fmt: skip
+    untrusted = run_cli(*push_args, env=env)
+    assert untrusted.exit_code == 1 and "ca_file" in untrusted.stderr
+
+    user_config = Path(os.environ["FALCOPKG_CONFIG"])
+    config_file = user_config / "config.toml" if user_config.suffix != ".toml" else user_config
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(f'[registries."{reg.host}"]\nca_file = "{reg.ca_file}"\n')
+    trusted = run_cli(*push_args, env=env)
+    assert trusted.exit_code == 0, trusted.stderr
+
+    config_file.write_text('[registries."not a host"]\nplain_http = true\n')
+    broken = run_cli(*push_args, env=env)
+    assert broken.exit_code == 1
+    assert f"{config_file}:1: " in broken.stderr
+    assert "'not a host' is not a registry host" in broken.stderr
