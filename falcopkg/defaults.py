@@ -11,4 +11,11 @@ DEFAULT_PLATFORMS: tuple[str, ...] = ("linux/amd64", "linux/arm64")
 DEFAULT_RULESFILES_DIR = "/etc/falco"
 DEFAULT_PLUGINS_DIR = "/usr/share/falco/plugins"
 DEFAULT_ASSETS_DIR = "/etc/falco/assets"
+# The [install] directory keys and their defaults: the one list of them (the manifest model,
+# the planner's type → key table and sync's flags and fast path are built from it).
+INSTALL_DIR_DEFAULTS: dict[str, str] = {
+    "rulesfiles_dir": DEFAULT_RULESFILES_DIR,
+    "plugins_dir": DEFAULT_PLUGINS_DIR,
+    "assets_dir": DEFAULT_ASSETS_DIR,
+}
 DEFAULT_ALLOWED_TYPES: tuple[str, ...] = ("rulesfile", "plugin")

@@ -1,16 +1,36 @@
 """Retry policy shared by the OCI client and the index fetcher: which statuses are worth a
-retry and how long to wait before it (``Retry-After`` honoured, capped; else jittered
-exponential backoff). Small and stdlib-only so callers can import it lazily."""
+retry, how long to wait before it (``Retry-After`` honoured, capped; else jittered
+exponential backoff), and the loop that applies both (:func:`send_with_retries`).
+Small and stdlib-only so callers can import it lazily."""
 
 from __future__ import annotations
 
 import email.utils
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
 
 #: The longest computed backoff between two attempts (a ``Retry-After`` has its own cap).
 MAX_BACKOFF = 8.0
+#: Connection failures are retried only while another attempt (delay plus connect timeout)
+#: still fits in this many seconds: an unreachable host fails in bounded time.
+CONNECT_RETRY_BUDGET = 25.0
+
+
+class RetryableResponse(Protocol):
+    """What the retry loop reads from a response (``requests.Response`` has it)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def close(self) -> None: ...
+
+
+ResponseT = TypeVar("ResponseT", bound=RetryableResponse)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -51,3 +71,43 @@ def backoff_delay(
         return min(requested, max_retry_after)
     base = min(backoff * float(2**attempt), MAX_BACKOFF)
     return base * (0.5 + float(rand()))
+
+
+def send_with_retries(
+    send: Callable[[], ResponseT],
+    *,
+    retries: int,
+    backoff: float,
+    max_retry_after: float,
+    connect_timeout: float,
+    transient: tuple[type[Exception], ...],
+    give_up: Callable[[Exception, int], Exception],
+) -> ResponseT:
+    """The response of ``send()``, retried up to ``retries`` more times.
+
+    A ``transient`` exception is retried within :data:`CONNECT_RETRY_BUDGET`; after the last
+    attempt ``give_up(exception, attempts)`` is raised. A retryable status is retried, and
+    returned as it is after the last attempt (the caller turns it into its own error).
+    """
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        try:
+            response = send()
+        except transient as exc:
+            delay = backoff_delay(attempt, backoff=backoff, max_retry_after=max_retry_after)
+            elapsed = time.monotonic() - started
+            if attempt >= retries or elapsed + delay + connect_timeout > CONNECT_RETRY_BUDGET:
+                raise give_up(exc, attempt + 1) from None
+        else:
+            if attempt >= retries or not is_retryable_status(response.status_code):
+                return response
+            delay = backoff_delay(
+                attempt,
+                backoff=backoff,
+                max_retry_after=max_retry_after,
+                retry_after=response.headers.get("Retry-After"),
+            )
+            response.close()
+        time.sleep(delay)
+        attempt += 1

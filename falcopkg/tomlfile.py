@@ -1,36 +1,74 @@
 """Reading and writing TOML documents with precise errors and comment-preserving edits.
 
-tomlkit keeps comments and order, which `falcopkg add/remove/index add` rely on.
+tomlkit keeps comments and order, which `falcopkg add/remove/index add` rely on. Read-only
+callers use :func:`read_toml_data`, which parses with the stdlib ``tomllib`` so that commands
+like ``artifact search`` never import tomlkit (it is imported inside the functions below).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import tomlkit
-from tomlkit.exceptions import ParseError
-from tomlkit.toml_document import TOMLDocument
+from typing import TYPE_CHECKING, Any
 
 from falcopkg.errors import ConfigError
-from falcopkg.fsutil import atomic_write_text
+
+if TYPE_CHECKING:
+    from tomlkit.exceptions import ParseError
+    from tomlkit.toml_document import TOMLDocument
+
+
+def read_toml_data(
+    path: Path, *, missing_ok: bool = False, missing_hint: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """A TOML file as plain data plus its text (for line numbers in later errors).
+
+    A missing file is ``({}, "")`` when ``missing_ok``, else a ConfigError with
+    ``missing_hint``; a syntax error names the file, line and column.
+    """
+    text = _read_text(path, missing_ok=missing_ok, missing_hint=missing_hint)
+    if text is None:
+        return {}, ""
+    return parse_toml_data(text, str(path)), text
+
+
+def parse_toml_data(text: str, source: str) -> dict[str, Any]:
+    """Plain data from TOML text: the stdlib ``tomllib`` when there is one (fast, no tomlkit);
+    tomlkit otherwise, and for the line and column of a syntax error."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            pass  # parse_document below raises with tomlkit's line and column
+    data: dict[str, Any] = parse_document(text, source).unwrap()
+    return data
 
 
 def load_document(path: Path, *, missing_ok: bool = False) -> TOMLDocument:
-    """Parse ``path`` as TOML; a syntax error names the file, line and column."""
+    """Parse ``path`` as TOML for editing; a syntax error names the file, line and column."""
+    text = _read_text(path, missing_ok=missing_ok)
+    return parse_document("" if text is None else text, str(path))
+
+
+def _read_text(path: Path, *, missing_ok: bool, missing_hint: str | None = None) -> str | None:
+    """The file's text; None when it is missing and ``missing_ok``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         if missing_ok:
-            return tomlkit.document()
-        raise ConfigError(f"{path}: file not found") from None
+            return None
+        raise ConfigError(f"{path}: file not found", hint=missing_hint) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})") from None
-    return parse_document(text, str(path))
 
 
 def parse_document(text: str, source: str) -> TOMLDocument:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
     try:
         return tomlkit.parse(text)
     except ParseError as exc:
@@ -48,6 +86,10 @@ def _parse_reason(exc: ParseError) -> str:
 
 
 def save_document(path: Path, document: TOMLDocument) -> None:
+    import tomlkit
+
+    from falcopkg.fsutil import atomic_write_text
+
     atomic_write_text(path, tomlkit.dumps(document))
 
 

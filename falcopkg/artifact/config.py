@@ -29,7 +29,6 @@ STRICT_SEMVER_RE = re.compile(
 
 ENGINE_VERSION_SEMVER = "engine_version_semver"
 ENGINE_VERSION_LEGACY = "engine_version"
-PLUGIN_API_VERSION = "plugin_api_version"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from falcopkg.artifact.gojson import go_json_bytes, sorted_map
 from falcopkg.errors import InstallError, UsageError
 from falcopkg.oci.descriptor import Descriptor
 from falcopkg.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
+from falcopkg.services.cache import bytes_digest, file_digest
 from falcopkg.services.extract import list_layer
 
 TITLE_ANNOTATION = "org.opencontainers.image.title"
@@ -35,7 +36,6 @@ SOURCE_ANNOTATION = "org.opencontainers.image.source"
 ARCHIVE_SUFFIX = ".tar.gz"
 # Go's gzip default; smaller archives than level 1, much faster than 9.
 GZIP_LEVEL = 6
-_CHUNK = 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -165,12 +165,8 @@ def check_regular_files(files: Sequence[Path]) -> None:
 
 def describe_archive(path: Path, *, title: str | None = None) -> PackedLayer:
     """Digest, size and files of an existing .tar.gz; UsageError if it is not a safe one."""
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
-            size += len(chunk)
+    digest = file_digest(path)
+    size = path.stat().st_size
     # The same checks an install makes: an archive falcopkg would refuse is not pushed.
     try:
         members = tuple(list_layer(path, path.name))
@@ -179,7 +175,7 @@ def describe_archive(path: Path, *, title: str | None = None) -> PackedLayer:
             f"{path} cannot be pushed: {exc.message}",
             hint="pass a .tar.gz of regular files made with `tar -czf`, or the plain files to pack",
         ) from None
-    return PackedLayer(path, f"sha256:{hasher.hexdigest()}", size, title or path.name, members)
+    return PackedLayer(path, digest, size, title or path.name, members)
 
 
 # --- manifests ---------------------------------------------------------------------------
@@ -207,8 +203,7 @@ def manifest_annotations(*, created: str | None, source: str | None) -> dict[str
 
 def config_descriptor(media_type: str, config_bytes: bytes) -> Descriptor:
     """The config's descriptor, without annotations (some registries reject them there)."""
-    digest = f"sha256:{hashlib.sha256(config_bytes).hexdigest()}"
-    return Descriptor(media_type, digest, len(config_bytes))
+    return Descriptor(media_type, bytes_digest(config_bytes), len(config_bytes))
 
 
 def image_manifest_bytes(

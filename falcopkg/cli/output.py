@@ -5,7 +5,6 @@ Kept free of heavy imports; click is already loaded by the CLI.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -62,8 +61,15 @@ class Console:
         click.echo(text)
 
     def json(self, payload: Any) -> None:
+        import json  # here, not at the top: ~2 ms off every other command and --help
+
         click.echo(json.dumps(payload, indent=2, sort_keys=False))
 
     @property
     def is_tty(self) -> bool:
         return sys.stderr.isatty()
+
+
+def quantity(number: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a number with its noun, plural when needed."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")

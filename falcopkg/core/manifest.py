@@ -10,7 +10,6 @@ formatting survive: ``add_dependency``, ``remove_dependency``, ``init_document_t
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from falcopkg.defaults import (
     DEFAULT_PLATFORMS,
     DEFAULT_PLUGINS_DIR,
     DEFAULT_RULESFILES_DIR,
+    INSTALL_DIR_DEFAULTS,
 )
 from falcopkg.errors import ConfigError, InvalidReferenceError
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 TOP_LEVEL_KEYS = ("target", "install", "index", "registries", "dependencies", "falco")
 TARGET_KEYS = ("engine_version", "plugin_api_version", "platforms")
-INSTALL_KEYS = ("rulesfiles_dir", "plugins_dir", "assets_dir", "allowed_types")
+INSTALL_KEYS = (*INSTALL_DIR_DEFAULTS, "allowed_types")
 REGISTRY_KEYS = ("mirror", "ca_file", "insecure", "plain_http")
 DEPENDENCY_KEYS = ("version", "ref", "index", "tag", "digest")
 FALCO_PLUGIN_KEYS = ("library_path", "init_config", "open_params")
@@ -156,35 +156,16 @@ class Manifest:
 
 def load_manifest(path: Path) -> Manifest:
     """Read and validate ``path``; ConfigError names the file, line and key of any problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: file not found", hint="run `falcopkg init` to create a falco.toml"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})") from None
-    return parse_manifest(text, path)
+    from falcopkg.tomlfile import read_toml_data
+
+    data, text = read_toml_data(path, missing_hint="run `falcopkg init` to create a falco.toml")
+    return _Reader(text, path).manifest(data)
 
 
 def parse_manifest(text: str, path: Path) -> Manifest:
-    return _Reader(text, path).manifest(_load_data(text, path))
+    from falcopkg.tomlfile import parse_toml_data
 
-
-def _load_data(text: str, path: Path) -> dict[str, Any]:
-    """Plain data from TOML text: stdlib tomllib when there is one (fast; commands that only
-    read falco.toml do not load tomlkit), tomlkit otherwise and for its error positions."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            pass  # tomlkit's message below names line and column
-    from falcopkg.tomlfile import parse_document
-
-    data: dict[str, Any] = parse_document(text, str(path)).unwrap()
-    return data
+    return _Reader(text, path).manifest(parse_toml_data(text, str(path)))
 
 
 def parse_registry_settings(
@@ -321,7 +302,7 @@ class _Reader:
             key: self.string(table[key], (*at, key), f'{key} = "{getattr(defaults, key)}"')
             if key in table
             else getattr(defaults, key)
-            for key in ("rulesfiles_dir", "plugins_dir", "assets_dir")
+            for key in INSTALL_DIR_DEFAULTS
         }
         allowed = defaults.allowed_types
         if "allowed_types" in table:

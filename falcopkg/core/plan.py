@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from falcopkg.defaults import INSTALL_DIR_DEFAULTS
 from falcopkg.errors import InstallError
 
 ActionKind = Literal["add", "update", "remove", "keep-modified", "keep-unowned"]
@@ -38,12 +39,11 @@ Cause = Literal[
     "unlocked",  # installed by falcopkg, no longer locked
 ]
 
-# Which [install] directory each artifact type goes to (SPEC §5). Types are data: a new
-# type needs one row here and one in falcopkg.artifact.types.
+# Which [install] directory each artifact type goes to (SPEC §5): type ``T`` → ``Ts_dir``.
+# Types are data: a new type needs a key in falcopkg.defaults.INSTALL_DIR_DEFAULTS and a
+# row in falcopkg.artifact.types.
 INSTALL_DIR_BY_TYPE: dict[str, str] = {
-    "rulesfile": "rulesfiles_dir",
-    "plugin": "plugins_dir",
-    "asset": "assets_dir",
+    key.removesuffix("s_dir"): key for key in INSTALL_DIR_DEFAULTS
 }
 
 # A record no real file matches: kept local changes whose artifact moved to a new layer.
@@ -99,10 +99,6 @@ class DirectoryState:
             for artifact in self.artifacts.values()
             for path, record in artifact.files.items()
         }
-
-    @property
-    def file_count(self) -> int:
-        return sum(len(a.files) for a in self.artifacts.values())
 
 
 EMPTY_STATE = DirectoryState()

@@ -64,9 +64,6 @@ class Reference:
         """The same tag/digest at a registry location (an index lookup's result)."""
         return replace(self, registry=registry, repository=repository)
 
-    def with_digest(self, digest: str) -> Reference:
-        return replace(self, digest=digest)
-
     def __str__(self) -> str:
         text = self.locator
         if self.tag:

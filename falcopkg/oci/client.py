@@ -52,8 +52,13 @@ from falcopkg.oci.errors import (
     RegistryTLSError,
     RegistryUnreachableError,
 )
-from falcopkg.retry import backoff_delay, is_retryable_status, parse_retry_after
-from falcopkg.services.cache import bytes_digest, split_digest
+from falcopkg.retry import (
+    backoff_delay,
+    is_retryable_status,
+    parse_retry_after,
+    send_with_retries,
+)
+from falcopkg.services.cache import bytes_digest, check_digest, split_digest
 
 CHUNK_SIZE = 1024 * 1024
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit for manifests
@@ -61,7 +66,6 @@ DEFAULT_BLOB_BYTES_LIMIT = 16 * 1024 * 1024
 MAX_REDIRECTS = 10
 #: No new attempt after a connection failure once this much time has gone by, so that an
 #: unreachable registry is reported in well under 30 s even with connect timeouts.
-CONNECT_RETRY_BUDGET = 25.0
 USER_AGENT = f"falcopkg/{__version__}"
 _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "TAG_UNKNOWN"})
 # Docker Hub's name in references is not where its API lives.
@@ -695,32 +699,24 @@ class RegistryClient:
         auth_origin: tuple[str, str] | None = None,
     ) -> requests.Response:
         """One logical request: transient failures retried, redirects followed by hand."""
-        started = time.monotonic()
-        attempt = 0
-        while True:
+
+        def send_once() -> requests.Response:
             try:
-                resp = self._transmit(
+                return self._transmit(
                     method, url, headers, auth, body, stream, auth_origin or self._origin
                 )
-            except requests.exceptions.SSLError as exc:
+            except requests.exceptions.SSLError as exc:  # a certificate problem stays one
                 raise self._transport_error(exc, _failed_url(exc, url)) from None
-            except requests.RequestException as exc:
-                if not retry or attempt >= self.options.retries:
-                    raise self._transport_error(exc, _failed_url(exc, url)) from None
-                delay = retry_delay(attempt, self.options)
-                elapsed = time.monotonic() - started
-                if elapsed + delay + self.options.timeouts[0] > CONNECT_RETRY_BUDGET:
-                    raise self._transport_error(exc, _failed_url(exc, url)) from None
-                time.sleep(delay)
-                attempt += 1
-                continue
-            if retry and attempt < self.options.retries and is_retryable_status(resp.status_code):
-                delay = retry_delay(attempt, self.options, resp.headers.get("Retry-After"))
-                resp.close()
-                time.sleep(delay)
-                attempt += 1
-                continue
-            return resp
+
+        return send_with_retries(
+            send_once,
+            retries=self.options.retries if retry else 0,
+            backoff=self.options.backoff,
+            max_retry_after=self.options.max_retry_after,
+            connect_timeout=self.options.timeouts[0],
+            transient=(requests.RequestException,),
+            give_up=lambda exc, _attempts: self._transport_error(exc, _failed_url(exc, url)),
+        )
 
     def _transmit(
         self,
@@ -981,7 +977,7 @@ def _new_session() -> requests.Session:
     return session
 
 
-def _failed_url(exc: requests.RequestException, url: str) -> str:
+def _failed_url(exc: BaseException, url: str) -> str:
     """The URL a request failed on: a redirect target rather than the first URL."""
     request = getattr(exc, "request", None)
     failed = getattr(request, "url", None)
@@ -1075,23 +1071,22 @@ def _verify_received(
             f"{what} has {received} bytes, expected {expected_size}",
             hint="the registry holds different content than expected; nothing was written",
         )
-    algorithm, _ = split_digest(digest)
-    actual = f"{algorithm}:{hasher.hexdigest()}"
-    if actual != digest:
-        raise IntegrityError(
-            f"{what} does not match its digest (got {actual})",
-            hint="the registry's copy is corrupt or was tampered with; nothing was written",
-        )
+    check_digest(
+        f"{hasher.name}:{hasher.hexdigest()}",
+        digest,
+        what,
+        hint="the registry's copy is corrupt or was tampered with; nothing was written",
+    )
 
 
 def _verify_bytes(data: bytes, digest: str, what: str) -> None:
     algorithm, _ = split_digest(digest)
-    actual = bytes_digest(data, algorithm)
-    if actual != digest:
-        raise IntegrityError(
-            f"{what} does not match its digest {digest} (got {actual})",
-            hint="the registry or a proxy returned different content",
-        )
+    check_digest(
+        bytes_digest(data, algorithm),
+        digest,
+        what,
+        "the registry or a proxy returned different content",
+    )
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +44,19 @@ def bytes_digest(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
+def check_digest(actual: str, expected: str, what: str, hint: str | None = None) -> None:
+    """IntegrityError naming ``what`` and both digests unless ``actual`` is ``expected``."""
+    if actual != expected:
+        raise IntegrityError(
+            f"{what} does not match its digest {expected} (got {actual})", hint=hint
+        )
+
+
+def source_key(source: str) -> str:
+    """A file-name-safe key for a cache entry of ``source`` (a URL, path or repository)."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
 class BlobCache:
     """Verified blobs by digest. Paths returned by this class are complete, checked content."""
 
@@ -59,33 +70,15 @@ class BlobCache:
     def has(self, digest: str) -> bool:
         return self.path_for(digest).is_file()
 
-    def get_bytes(self, digest: str) -> bytes | None:
-        try:
-            return self.path_for(digest).read_bytes()
-        except FileNotFoundError:
-            return None
-
     def temp_path(self) -> Path:
         """A fresh temporary file name on the cache's filesystem (for streaming downloads)."""
+        import tempfile  # imported here: `artifact search` reads index keys from this module
+
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=tmp_dir)
         os.close(fd)
         return Path(name)
-
-    def put_bytes(self, digest: str, data: bytes) -> Path:
-        """Store ``data`` under ``digest`` after checking it; IntegrityError on mismatch."""
-        algorithm, _ = split_digest(digest)
-        actual = bytes_digest(data, algorithm)
-        if actual != digest:
-            raise IntegrityError(f"content does not match digest {digest} (got {actual})")
-        tmp = self.temp_path()
-        try:
-            tmp.write_bytes(data)
-            return self._commit(tmp, digest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
 
     def adopt(self, tmp: Path, digest: str, *, verified: bool = False) -> Path:
         """Move a downloaded temporary file into the cache, verifying it unless ``verified``.
@@ -95,9 +88,7 @@ class BlobCache:
         try:
             if not verified:
                 algorithm, _ = split_digest(digest)
-                actual = file_digest(tmp, algorithm)
-                if actual != digest:
-                    raise IntegrityError(f"content does not match digest {digest} (got {actual})")
+                check_digest(file_digest(tmp, algorithm), digest, "content")
             return self._commit(tmp, digest)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -149,6 +140,8 @@ def clean_cache(root: Path) -> CacheUsage:
 
     Safe while another falcopkg runs: it downloads again what it misses.
     """
+    import shutil
+
     removed = cache_usage(root)
     if root.is_dir():
         for entry in root.iterdir():
@@ -201,6 +194,8 @@ def _age(path: Path, now: float) -> float:
 
 
 def _remove(path: Path) -> CacheUsage:
+    import shutil
+
     try:
         if path.is_dir() and not path.is_symlink():
             usage = cache_usage(path)

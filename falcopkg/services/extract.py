@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, NoReturn, Protocol
 
-from falcopkg.errors import InstallError, IntegrityError
+from falcopkg.errors import InstallError
+from falcopkg.services.cache import check_digest, split_digest
 
 # 256 KiB: as fast as larger chunks for zlib and sha256, and small enough that buffers are
 # reused instead of freshly mapped (1 MiB chunks made extraction 40% slower).
@@ -85,13 +86,13 @@ class _LayerStream:
     at most ``limit`` bytes of work and one chunk of memory. Multi-member gzip is supported.
     """
 
-    def __init__(self, raw: ByteReader, limit: int, *, hash_input: bool = True) -> None:
+    def __init__(self, raw: ByteReader, limit: int, *, hash_algorithm: str | None = None) -> None:
         self._raw = raw
         self._limit = limit
         self._decompressor = zlib.decompressobj(wbits=31)
         self._pending = b""
         self._raw_done = False
-        self.hasher = hashlib.sha256() if hash_input else None
+        self.hasher = hashlib.new(hash_algorithm) if hash_algorithm else None
         self.total_out = 0
 
     def _read_raw(self) -> bytes:
@@ -302,16 +303,17 @@ def extract_stream(
     limit = default_max_bytes() if max_bytes is None else max_bytes
     staging_dir.mkdir(parents=True, exist_ok=True)
     try:
-        stream = _LayerStream(raw, limit, hash_input=expected_digest is not None)
+        algorithm = split_digest(expected_digest)[0] if expected_digest else None
+        stream = _LayerStream(raw, limit, hash_algorithm=algorithm)
         files = _extract_stream(stream, artifact, staging_dir, limit, max_files)
-        if stream.hasher is not None:
-            actual = f"sha256:{stream.hasher.hexdigest()}"
-            if actual != expected_digest:
-                raise IntegrityError(
-                    f"layer of {artifact} does not match its digest {expected_digest} "
-                    f"(got {actual}); nothing was written",
-                    hint="the cached copy is damaged; run `falcopkg cache clean` and retry",
-                )
+        if stream.hasher is not None and expected_digest:
+            check_digest(
+                f"{stream.hasher.name}:{stream.hasher.hexdigest()}",
+                expected_digest,
+                f"layer of {artifact}",
+                "nothing was written; the cached copy is damaged: "
+                "run `falcopkg cache clean` and retry",
+            )
         return files
     except BaseException:
         remove_tree(staging_dir)
@@ -328,7 +330,7 @@ def list_layer(
     """The files a layer would install, after every safety check; nothing is written."""
     limit = default_max_bytes() if max_bytes is None else max_bytes
     with _open_raw(archive, artifact) as raw:
-        stream = _LayerStream(raw, limit, hash_input=False)
+        stream = _LayerStream(raw, limit)
         return [f.path for f in _extract_stream(stream, artifact, None, limit, max_files)]
 
 

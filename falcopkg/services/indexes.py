@@ -24,7 +24,6 @@ import gc
 import json
 import os
 import re
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -49,6 +48,9 @@ if TYPE_CHECKING:
 INDEX_ENV_PREFIX = "FALCOPKG_INDEX_"
 MAX_INDEX_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
+# Like the OCI client's: a host that does not answer fails fast enough for a retry to fit
+# in falcopkg.retry.CONNECT_RETRY_BUDGET (a whole index may still take DEFAULT_TIMEOUT to read).
+CONNECT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 MAX_RETRY_AFTER = 30.0
 MAX_REDIRECTS = 10
@@ -210,6 +212,7 @@ class IndexStore:
     ) -> None:
         self.root = cache_dir / "indexes"
         self.timeout = timeout
+        self.connect_timeout = min(CONNECT_TIMEOUT, timeout)
         self.retries = retries
         self.backoff = backoff
         self._http: requests.Session | None = None
@@ -217,10 +220,9 @@ class IndexStore:
     # -- cache --------------------------------------------------------------------------
 
     def cache_key(self, config: IndexConfig) -> str:
-        source = config.url if config.is_remote else str(config.local_path().resolve())
-        import hashlib
+        from falcopkg.services.cache import source_key
 
-        return hashlib.sha256(source.encode("utf-8")).hexdigest()
+        return source_key(config.url if config.is_remote else str(config.local_path().resolve()))
 
     def directory(self, config: IndexConfig) -> Path:
         return self.root / self.cache_key(config)
@@ -531,46 +533,36 @@ class IndexStore:
         """GET with bounded retries on connection errors, 429 and 5xx (never on 4xx)."""
         import requests
 
-        from falcopkg.retry import backoff_delay, is_retryable_status
+        from falcopkg.retry import send_with_retries
 
-        for attempt in range(self.retries + 1):
-            final = attempt == self.retries
+        def send_once() -> requests.Response:
             try:
-                response = self._send(config, headers, credential, allow_http)
+                return self._send(config, headers, credential, allow_http)
             except requests.exceptions.SSLError:
                 raise NetworkError(
                     f"{describe(config)}: TLS verification failed",
                     hint="set `ca_file` in its [[index]] table or REQUESTS_CA_BUNDLE to the "
                     "CA that signed the server's certificate",
                 ) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                if final:
-                    what = (
-                        "timed out"
-                        if isinstance(exc, requests.exceptions.Timeout)
-                        else ("could not connect")
-                    )
-                    raise NetworkError(
-                        f"{describe(config)}: {what} after {attempt + 1} attempts",
-                        hint="check the URL and your network (proxy variables are honoured), "
-                        "then retry",
-                    ) from None
-                time.sleep(
-                    backoff_delay(attempt, backoff=self.backoff, max_retry_after=MAX_RETRY_AFTER)
-                )
-                continue
-            if is_retryable_status(response.status_code) and not final:
-                delay = backoff_delay(
-                    attempt,
-                    backoff=self.backoff,
-                    max_retry_after=MAX_RETRY_AFTER,
-                    retry_after=response.headers.get("Retry-After"),
-                )
-                response.close()
-                time.sleep(delay)
-                continue
-            return response
-        raise AssertionError("unreachable: the last attempt returns or raises")
+
+        def give_up(exc: Exception, attempts: int) -> NetworkError:
+            failure = (
+                "timed out" if isinstance(exc, requests.exceptions.Timeout) else "could not connect"
+            )
+            return NetworkError(
+                f"{describe(config)}: {failure} after {attempts} attempts",
+                hint="check the URL and your network (proxy variables are honoured), then retry",
+            )
+
+        return send_with_retries(
+            send_once,
+            retries=self.retries,
+            backoff=self.backoff,
+            max_retry_after=MAX_RETRY_AFTER,
+            connect_timeout=self.connect_timeout,
+            transient=(requests.exceptions.ConnectionError, requests.exceptions.Timeout),
+            give_up=give_up,
+        )
 
     def _send(
         self,
@@ -606,7 +598,7 @@ class IndexStore:
                 headers=headers,
                 auth=auth if same_origin else None,
                 verify=own_verify if hop.hostname == origin.hostname else other_verify,
-                timeout=self.timeout,
+                timeout=(self.connect_timeout, self.timeout),
                 stream=True,
                 allow_redirects=False,
                 proxies=requests.utils.get_environ_proxies(url),

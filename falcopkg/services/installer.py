@@ -352,6 +352,12 @@ def synchronize(
     files = desired.files
     plan, states = make_plan(files, force=force, prune=prune)
     involved = [d for d in sorted(files) if files[d] or state_files.has_state(Path(d))]
+    nothing_installed = not involved
+    if stamp is not None and nothing_installed:
+        # An empty project: no state would carry the stamp and every sync would take the
+        # full path. Record it in the directories that exist and are writable (none are
+        # created for a project that installs nothing).
+        involved = [d for d in sorted(files) if os.access(d, os.W_OK | os.X_OK)]
     leftovers = any(state_files.has_leftovers(Path(d)) for d in involved)
     if dry_run or (plan.is_noop and not leftovers and (stamp is None or _stamped(states, stamp))):
         return SyncReport(plan, skipped=desired.skipped)
@@ -364,7 +370,7 @@ def synchronize(
         else:
             report = _apply(plan, files, states, fetch_layers, prune=prune)
         if stamp is not None and not report.kept:
-            _write_stamp(sorted(files), stamp)
+            _write_stamp(involved, stamp, create=nothing_installed)
     report.skipped = desired.skipped
     return report
 
@@ -378,9 +384,10 @@ def _stamped(states: Mapping[str, DirectoryState], stamp: str) -> bool:
     )
 
 
-def _write_stamp(directories: Sequence[str], stamp: str) -> None:
-    """Record ``stamp`` in every directory that has a state (call with the locks held)."""
-    with_state = [d for d in directories if state_files.has_state(Path(d))]
+def _write_stamp(directories: Sequence[str], stamp: str, *, create: bool = False) -> None:
+    """Record ``stamp`` in every directory that has a state, or with ``create`` in all of
+    ``directories`` (call with the locks held)."""
+    with_state = [d for d in directories if create or state_files.has_state(Path(d))]
     for directory in with_state:
         current = state_files.load_state(Path(directory))
         stamped = replace(current, sync_stamp=stamp, sync_directories=tuple(with_state))

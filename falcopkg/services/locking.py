@@ -14,13 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from falcopkg.core.lockfile import (
-    Lock,
-    LockedArtifact,
-    LockedLayer,
-    LockInputs,
-    render_lock,
-)
+from falcopkg.core.lockfile import Lock, LockedArtifact, LockedLayer, LockInputs
 from falcopkg.core.resolver import (
     CandidateMetadata,
     Location,
@@ -31,7 +25,10 @@ from falcopkg.core.resolver import (
 )
 from falcopkg.core.versions import Version
 from falcopkg.errors import UsageError
-from falcopkg.fsutil import atomic_write_text
+
+# Re-exported: they lived here before services.lockio, which sync uses without the resolver.
+from falcopkg.services.lockio import read_lock as read_lock
+from falcopkg.services.lockio import write_lock_if_changed as write_lock_if_changed
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
@@ -277,29 +274,6 @@ def _locked(resolved: ResolvedArtifact, platforms: Sequence[str]) -> LockedArtif
         dependency_constraints=dict(resolved.dependency_constraints),
         requirements=dict(sorted(metadata.requirements.items())),
     )
-
-
-def read_lock(path: Path) -> Lock | None:
-    """The lock at ``path``, or None when there is none."""
-    from falcopkg.core.lockfile import parse_lock
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    return parse_lock(text, str(path))
-
-
-def write_lock_if_changed(path: Path, lock: Lock) -> bool:
-    """Write ``lock`` to ``path`` atomically unless the file already has these bytes."""
-    text = render_lock(lock)
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    atomic_write_text(path, text)
-    return True
 
 
 _VERBS = {

@@ -41,7 +41,7 @@ from falcopkg.core.resolver import CandidateMetadata, Location
 from falcopkg.core.versions import Version, parse_version, semver_tags
 from falcopkg.errors import FalcopkgError, OfflineError
 from falcopkg.fsutil import atomic_write_text
-from falcopkg.services.cache import BlobCache, bytes_digest, split_digest
+from falcopkg.services.cache import BlobCache, source_key, split_digest
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
@@ -71,7 +71,7 @@ class MetadataCache:
         return self.root / kind / algorithm / f"{hex_digest}.json"
 
     def _tags_path(self, source: str) -> Path:
-        return self.root / "tags" / f"{bytes_digest(source.encode()).partition(':')[2]}.json"
+        return self.root / "tags" / f"{source_key(source)}.json"
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:

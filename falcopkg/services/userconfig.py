@@ -11,31 +11,16 @@ so that searching a cached index stays fast.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from falcopkg import paths
 from falcopkg.core.index_config import OFFICIAL_INDEX, IndexConfig, read_index_configs
-from falcopkg.errors import ConfigError
 
 if TYPE_CHECKING:
     from tomlkit.toml_document import TOMLDocument
 
     from falcopkg.core.manifest import RegistrySettings
-
-
-def load_user_config() -> TOMLDocument:
-    """The user config for editing; an empty document when it does not exist yet."""
-    from falcopkg.tomlfile import load_document
-
-    return load_document(paths.user_config_file(), missing_ok=True)
-
-
-def save_user_config(document: TOMLDocument) -> None:
-    from falcopkg.tomlfile import save_document
-
-    save_document(paths.user_config_file(), document)
 
 
 class IndexScope(NamedTuple):
@@ -99,35 +84,10 @@ def effective_indexes(manifest: Path | None) -> EffectiveIndexes:
     return EffectiveIndexes([OFFICIAL_INDEX], None, is_default=True)
 
 
-def read_toml_fast(path: Path, *, missing_ok: bool = False) -> tuple[dict[str, Any], str]:
-    """A TOML file as plain data plus its text, without tomlkit (read-only callers).
-
-    Uses the stdlib ``tomllib`` (3.11+), else tomlkit. Errors name the file and line.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if missing_ok:
-            return {}, ""
-        raise ConfigError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})") from None
-    if sys.version_info >= (3, 11):
-        import tomllib
-
-        try:
-            return tomllib.loads(text), text
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"{path}: invalid TOML: {exc}", hint="fix the syntax at that line"
-            ) from None
-    from falcopkg.tomlfile import parse_document
-
-    return parse_document(text, str(path)).unwrap(), text
-
-
 def read_index_configs_fast(path: Path, *, missing_ok: bool = False) -> list[IndexConfig]:
-    data, text = read_toml_fast(path, missing_ok=missing_ok)
+    from falcopkg.tomlfile import read_toml_data
+
+    data, text = read_toml_data(path, missing_ok=missing_ok)
     return read_index_configs(data, path, text=text, base_dir=path.parent)
 
 
@@ -135,7 +95,8 @@ def user_registry_settings() -> dict[str, RegistrySettings]:
     """``[registries."host"]`` of the user config: defaults for every project, and the only
     place to trust a private CA (or allow plain HTTP) outside a project."""
     from falcopkg.core.manifest import parse_registry_settings
+    from falcopkg.tomlfile import read_toml_data
 
     path = paths.user_config_file()
-    data, text = read_toml_fast(path, missing_ok=True)
+    data, text = read_toml_data(path, missing_ok=True)
     return parse_registry_settings(data, text, path)

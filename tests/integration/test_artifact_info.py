@@ -12,9 +12,9 @@ from falcopkg.artifact.push import PushResult, push_artifact
 from falcopkg.artifact.types import get_type
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.oci.credentials import Credential, env_var_names
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_index_commands import run_cli
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 

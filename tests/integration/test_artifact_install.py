@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from falcopkg.artifact.platforms import host_platform
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
 from tests.integration.test_sync import PLUGIN_FOR, RULES_V1, push_plugin
-from tests.integration.test_sync_support import Project, run
+from tests.integration.test_sync_support import Project
 
 pytestmark = pytest.mark.registry
 
@@ -45,19 +46,19 @@ def catalog(
 def test_install_by_name_with_dependencies(catalog: Project, tmp_path: Path) -> None:
     rules, plugins = tmp_path / "rules", tmp_path / "plugins"
     args = ("--plain-http", "--rulesfiles-dir", rules, "--plugins-dir", plugins)
-    result = run("artifact", "install", "falco-rules", *args)
-    assert result.code == 0, result
+    result = run_cli("artifact", "install", "falco-rules", *args)
+    assert result.exit_code == 0, result
     assert (rules / "falco_rules.yaml").read_bytes() == RULES_V1
     assert (plugins / "libcontainer.so").read_bytes() == PLUGIN_FOR[host_platform()]
     state = json.loads((plugins / ".falcopkg" / "state.json").read_text())
     assert state["artifacts"]["container"]["version"] == "0.4.1"
 
-    again = run("artifact", "install", "falco-rules", *args)
-    assert again.code == 0 and "Nothing to do" in again.err
+    again = run_cli("artifact", "install", "falco-rules", *args)
+    assert again.exit_code == 0 and "Nothing to do" in again.stderr
 
     # Another artifact into the same directory leaves the first one alone.
-    more = run("artifact", "install", catalog.ref("extra-rules") + ":2.0.0", *args)
-    assert more.code == 0, more
+    more = run_cli("artifact", "install", catalog.ref("extra-rules") + ":2.0.0", *args)
+    assert more.exit_code == 0, more
     assert sorted(p.name for p in rules.iterdir()) == [
         ".falcopkg",
         "extra.yaml",
@@ -67,7 +68,7 @@ def test_install_by_name_with_dependencies(catalog: Project, tmp_path: Path) -> 
 
 def test_no_resolve_deps_and_platform(catalog: Project, tmp_path: Path) -> None:
     rules, plugins = tmp_path / "rules", tmp_path / "plugins"
-    result = run(
+    result = run_cli(
         "artifact",
         "install",
         "--no-resolve-deps",
@@ -78,11 +79,11 @@ def test_no_resolve_deps_and_platform(catalog: Project, tmp_path: Path) -> None:
         plugins,
         "--plain-http",
     )
-    assert result.code == 0, result
+    assert result.exit_code == 0, result
     assert (rules / "falco_rules.yaml").exists()
     assert not (plugins / "libcontainer.so").exists()
 
-    arm = run(
+    arm = run_cli(
         "artifact",
         "install",
         "container",
@@ -92,52 +93,54 @@ def test_no_resolve_deps_and_platform(catalog: Project, tmp_path: Path) -> None:
         tmp_path / "arm",
         "--plain-http",
     )
-    assert arm.code == 0, arm
+    assert arm.exit_code == 0, arm
     assert (tmp_path / "arm" / "libcontainer.so").read_bytes() == PLUGIN_FOR["linux/arm64"]
 
 
 def test_platform_errors_speak_of_the_request_not_falco_toml(
     catalog: Project, tmp_path: Path
 ) -> None:
-    missing = run("artifact", "install", "container", "--platform", "linux/s390x", "--plain-http")
-    assert missing.code == 1, missing
-    assert "no set of versions satisfies the requested artifacts" in missing.err
-    assert "container 0.4.1 has no linux/s390x build" in missing.err
-    assert "hint: choose a platform container is built for" in missing.err
-    assert "falco.toml" not in missing.err and "Traceback" not in missing.err
+    missing = run_cli(
+        "artifact", "install", "container", "--platform", "linux/s390x", "--plain-http"
+    )
+    assert missing.exit_code == 1, missing
+    assert "no set of versions satisfies the requested artifacts" in missing.stderr
+    assert "container 0.4.1 has no linux/s390x build" in missing.stderr
+    assert "hint: choose a platform container is built for" in missing.stderr
+    assert "falco.toml" not in missing.stderr and "Traceback" not in missing.stderr
 
-    invalid = run("artifact", "install", "container", "--platform", "linux", "--plain-http")
-    assert invalid.code == 2, invalid
-    assert "invalid --platform value 'linux'" in invalid.err
+    invalid = run_cli("artifact", "install", "container", "--platform", "linux", "--plain-http")
+    assert invalid.exit_code == 2, invalid
+    assert "invalid --platform value 'linux'" in invalid.stderr
     assert not (tmp_path / "plugins").exists()
 
 
 def test_install_by_digest_and_errors(catalog: Project, tmp_path: Path) -> None:
     pushed = catalog.push("pinned-rules", "1.0.0", {"pinned.yaml": b"- list: p\n  items: []\n"})
     ref = f"{catalog.ref('pinned-rules')}@{pushed.digest}"
-    result = run("artifact", "install", ref, "--rulesfiles-dir", tmp_path / "r", "--plain-http")
-    assert result.code == 0, result
+    result = run_cli("artifact", "install", ref, "--rulesfiles-dir", tmp_path / "r", "--plain-http")
+    assert result.exit_code == 0, result
     assert (tmp_path / "r" / "pinned.yaml").exists()
 
-    unknown = run("artifact", "install", "no-such-rules", "--rulesfiles-dir", tmp_path / "r")
-    assert unknown.code == 1 and "no-such-rules" in unknown.err
-    duplicate = run("artifact", "install", "falco-rules", "falco-rules:1.0.0")
-    assert duplicate.code == 2
+    unknown = run_cli("artifact", "install", "no-such-rules", "--rulesfiles-dir", tmp_path / "r")
+    assert unknown.exit_code == 1 and "no-such-rules" in unknown.stderr
+    duplicate = run_cli("artifact", "install", "falco-rules", "falco-rules:1.0.0")
+    assert duplicate.exit_code == 2
 
 
 def test_a_later_sync_and_verify_see_what_artifact_install_did(catalog: Project) -> None:
     catalog.dependencies = {"extra-rules": "2"}
     catalog.write_manifest()
-    assert catalog.sync().code == 0
-    result = run("-C", catalog.root, "artifact", "install", "--no-resolve-deps", "falco-rules")
-    assert result.code == 0, result
+    assert catalog.sync().exit_code == 0
+    result = run_cli("-C", catalog.root, "artifact", "install", "--no-resolve-deps", "falco-rules")
+    assert result.exit_code == 0, result
     assert (catalog.rules_dir / "falco_rules.yaml").exists()  # the project's [install] dirs
 
-    drift = run("-C", catalog.root, "verify", "--json")
-    assert drift.code == 1
-    assert [(d["kind"], Path(d["path"]).name) for d in json.loads(drift.out)["drift"]] == [
+    drift = run_cli("-C", catalog.root, "verify", "--json")
+    assert drift.exit_code == 1
+    assert [(d["kind"], Path(d["path"]).name) for d in json.loads(drift.stdout)["drift"]] == [
         ("extra", "falco_rules.yaml")
     ]
     synced = catalog.sync()
-    assert synced.code == 0, synced
+    assert synced.exit_code == 0, synced
     assert sorted(catalog.installed()) == ["rules/extra.yaml"]

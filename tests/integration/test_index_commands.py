@@ -12,18 +12,16 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from falcopkg.cli.main import main
 from falcopkg.core.index import parse_index
 from falcopkg.core.index_config import OFFICIAL_INDEX
 from falcopkg.oci.credentials import CredentialStore
 from falcopkg.services.cache import bytes_digest
 from falcopkg.services.indexes import IndexStore
+from tests.cli import CliResult, run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.index_server import HelperServer, IndexServer
 
@@ -38,29 +36,6 @@ K8SAUDIT_FAMILY = [
     "k8saudit-ovh",
     "k8saudit-rules",
 ]
-
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_cli(*args: str | Path, input: str | None = None) -> CliResult:
-    """main() in-process, with its exit-code mapping, stdout and stderr apart."""
-    runner = CliRunner()
-    with runner.isolation(input=input) as io:
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return CliResult(code, io[0].getvalue().decode(), io[1].getvalue().decode())
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:

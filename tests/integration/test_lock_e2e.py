@@ -18,40 +18,21 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from falcopkg.artifact.config import Alternative, Dependency
 from falcopkg.artifact.push import push_artifact
 from falcopkg.artifact.types import get_type
-from falcopkg.cli.main import main
-from falcopkg.core.lockfile import Lock, parse_lock
+from falcopkg.core.lockfile import Lock
 from falcopkg.core.manifest import load_manifest
 from falcopkg.oci.client import RegistryClient, RegistryOptions, RegistryPool
+from falcopkg.services import lockio
 from falcopkg.services.cache import BlobCache
 from falcopkg.services.locking import lock_project
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
-
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def run_cli(*args: str) -> CliResult:
-    """main() in-process, with its exit-code mapping; stdout and stderr apart."""
-    runner = CliRunner()
-    with runner.isolation() as streams:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return CliResult(code, streams[0].getvalue().decode(), streams[1].getvalue().decode())
 
 
 def rules_yaml(engine: str | None = None, plugins: Sequence[dict[str, Any]] = ()) -> str:
@@ -249,8 +230,9 @@ BASE_DEPENDENCIES = 'falco-rules = "4"\nk8saudit-rules = "0.16"\n'
 
 
 def read_lock(project: Path) -> Lock:
-    path = project / "falco.lock"
-    return parse_lock(path.read_text(), str(path))
+    lock = lockio.read_lock(project / "falco.lock")
+    assert lock is not None
+    return lock
 
 
 # --- tests --------------------------------------------------------------------------------------

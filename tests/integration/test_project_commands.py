@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from falcopkg.core.manifest import load_manifest
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.integration import test_lock_e2e
-from tests.integration.test_lock_e2e import BASE_DEPENDENCIES, Catalog, read_lock, run_cli
+from tests.integration.test_lock_e2e import BASE_DEPENDENCIES, Catalog, read_lock
 
 # The catalog of test_lock_e2e.py, pushed once for this module too.
 catalog = test_lock_e2e.catalog

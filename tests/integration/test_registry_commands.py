@@ -11,20 +11,19 @@ import stat
 import subprocess
 import sys
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from falcopkg.artifact.pack import config_descriptor, image_manifest_bytes
 from falcopkg.artifact.push import push_artifact
 from falcopkg.artifact.remote import inspect_artifact
 from falcopkg.artifact.types import get_type
-from falcopkg.cli.main import main
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.oci.credentials import Credential, env_var_names
 from falcopkg.oci.descriptor import Descriptor
+from tests.cli import CliResult
+from tests.cli import run_cli as run_in_process
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
 
@@ -42,23 +41,9 @@ MANIFEST_MT = "application/vnd.oci.image.manifest.v1+json"
 INDEX_MT = "application/vnd.oci.image.index.v1+json"
 
 
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
-    """main() in-process (fast), with its exit-code mapping, stdout and stderr apart."""
-    runner = CliRunner()
-    with runner.isolation(input=input, env={"SOURCE_DATE_EPOCH": EPOCH, **(env or {})}) as io:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return CliResult(code, io[0].getvalue().decode(), io[1].getvalue().decode())
+    """tests.cli.run_cli with a fixed SOURCE_DATE_EPOCH (reproducible digests)."""
+    return run_in_process(*args, input=input, env={"SOURCE_DATE_EPOCH": EPOCH, **(env or {})})
 
 
 def skopeo(*args: str) -> str:

@@ -12,9 +12,10 @@ import pytest
 
 from falcopkg.artifact.platforms import host_platform
 from falcopkg.services.cache import BlobCache
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import Project, push_raw_layer, run
+from tests.integration.test_sync_support import Project, push_raw_layer
 
 pytestmark = pytest.mark.registry
 
@@ -70,33 +71,33 @@ def standard_project(project: Project) -> Project:
 def test_sync_installs_exactly_the_locked_bytes_for_the_host_platform(project: Project) -> None:
     standard_project(project)
     result = project.sync()
-    assert result.code == 0, result
+    assert result.exit_code == 0, result
     assert project.lock_path.is_file()
     assert project.installed() == {
         "rules/falco_rules.yaml": RULES_V1,
         "rules/other_rules.yaml": b"- list: x\n  items: []\n",
         "plugins/libcontainer.so": PLUGIN_FOR[HOST],
     }
-    assert "+ " in result.err and "Synced: 3 added" in result.err
+    assert "+ " in result.stderr and "Synced: 3 added" in result.stderr
     state = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
     assert set(state["artifacts"]) == {"falco-rules", "other-rules"}
     assert state["pending"] == {}
 
     again = project.sync()
-    assert again.code == 0, again
-    assert "Nothing to do: 3 files of 3 artifacts are up to date" in again.err
-    assert run("-C", project.root, "verify").code == 0
+    assert again.exit_code == 0, again
+    assert "Nothing to do: 3 files of 3 artifacts are up to date" in again.stderr
+    assert run_cli("-C", project.root, "verify").exit_code == 0
 
 
 def test_platform_option_installs_that_platforms_plugin(project: Project) -> None:
     standard_project(project)
     result = project.sync("--platform", OTHER, "--plugins-dir", project.root / "other-plugins")
-    assert result.code == 0, result
+    assert result.exit_code == 0, result
     assert (project.root / "other-plugins" / "libcontainer.so").read_bytes() == PLUGIN_FOR[OTHER]
     bad = project.sync("--platform", "linux/riscv64")
-    assert bad.code == 1
-    assert "not locked for platform linux/riscv64" in bad.err
-    assert "hint:" in bad.err
+    assert bad.exit_code == 1
+    assert "not locked for platform linux/riscv64" in bad.stderr
+    assert "hint:" in bad.stderr
 
 
 def test_no_network_when_cached_and_offline_into_new_directories(
@@ -108,13 +109,13 @@ def test_no_network_when_cached_and_offline_into_new_directories(
     root = tmp_path / "project"
     root.mkdir()
     project = standard_project(Project(root, registry.host, "acme"))
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     before = {p: (project.root / p).stat().st_mtime_ns for p in project.installed()}
 
     registry.stop()
     again = project.sync()
-    assert again.code == 0, again
-    assert "Nothing to do" in again.err
+    assert again.exit_code == 0, again
+    assert "Nothing to do" in again.stderr
     assert {p: (project.root / p).stat().st_mtime_ns for p in project.installed()} == before
 
     # Into new directories, from the cache only.
@@ -125,38 +126,40 @@ def test_no_network_when_cached_and_offline_into_new_directories(
         "--plugins-dir",
         root / "new-plugins",
     )
-    assert offline.code == 0, offline
+    assert offline.exit_code == 0, offline
     assert (root / "new-rules" / "falco_rules.yaml").read_bytes() == RULES_V1
     assert (root / "new-plugins" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
 
     # Without the cache, --offline names what is missing.
     shutil.rmtree(tmp_home.cache_dir)
     missing = project.sync("--offline", "--rulesfiles-dir", root / "third")
-    assert missing.code == 1
-    assert "is not in the cache" in missing.err and "sha256:" in missing.err
-    assert "--offline" in missing.err
-    assert "vendor" not in missing.err and "with network access to fill the cache" in missing.err
+    assert missing.exit_code == 1
+    assert "is not in the cache" in missing.stderr and "sha256:" in missing.stderr
+    assert "--offline" in missing.stderr
+    assert (
+        "vendor" not in missing.stderr and "with network access to fill the cache" in missing.stderr
+    )
     assert not (root / "third" / "falco_rules.yaml").exists()
 
 
 def test_removing_an_artifact_removes_its_files_and_unneeded_dependencies(project: Project) -> None:
     standard_project(project)
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     (project.rules_dir / "my_rules.yaml").write_text("- list: mine\n  items: []\n")
     (project.plugins_dir / "libmine.so").write_bytes(b"mine")
 
     project.dependencies = {"other-rules": "1"}
     project.write_manifest()
     result = project.sync()
-    assert result.code == 0, result
-    assert "falco.lock" in result.err  # relocked
+    assert result.exit_code == 0, result
+    assert "falco.lock" in result.stderr  # relocked
     assert project.installed() == {
         "rules/other_rules.yaml": b"- list: x\n  items: []\n",
         "rules/my_rules.yaml": b"- list: mine\n  items: []\n",
         "plugins/libmine.so": b"mine",
     }
     assert "container" not in project.lock_path.read_text()
-    assert run("-C", project.root, "verify").code == 0
+    assert run_cli("-C", project.root, "verify").exit_code == 0
 
 
 def test_upgrade_replaces_files_and_drops_files_the_new_version_lacks(project: Project) -> None:
@@ -164,28 +167,28 @@ def test_upgrade_replaces_files_and_drops_files_the_new_version_lacks(project: P
     project.push("edge-rules", "2.0.0", {"a.yaml": YA2, "c.yaml": YC2})
     project.dependencies = {"edge-rules": "=1.0.0"}
     project.write_manifest()
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     assert project.installed() == {"rules/a.yaml": YA1, "rules/b.yaml": YB1}
 
     project.dependencies = {"edge-rules": "2"}
     project.write_manifest()
     dry = project.sync("--dry-run")
-    assert dry.code == 0, dry
-    assert "Would update edge-rules 1.0.0 -> 2.0.0" in dry.err and "Updated" not in dry.err
+    assert dry.exit_code == 0, dry
+    assert "Would update edge-rules 1.0.0 -> 2.0.0" in dry.stderr and "Updated" not in dry.stderr
     assert project.installed() == {"rules/a.yaml": YA1, "rules/b.yaml": YB1}
     result = project.sync()
-    assert result.code == 0, result
+    assert result.exit_code == 0, result
     assert project.installed() == {"rules/a.yaml": YA2, "rules/c.yaml": YC2}
-    assert "edge-rules 1.0.0 -> 2.0.0" in result.err
+    assert "edge-rules 1.0.0 -> 2.0.0" in result.stderr
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(project: Project) -> None:
     standard_project(project)
     result = project.sync("--dry-run")
-    assert result.code == 0, result
-    assert "falco_rules.yaml" in result.out and "install falco-rules 1.0.0" in result.out
-    assert "libcontainer.so" in result.out
-    assert "Would update falco.lock" in result.err
+    assert result.exit_code == 0, result
+    assert "falco_rules.yaml" in result.stdout and "install falco-rules 1.0.0" in result.stdout
+    assert "libcontainer.so" in result.stdout
+    assert "Would update falco.lock" in result.stderr
     assert not project.lock_path.exists()
     assert project.installed() == {}
     assert not project.rules_dir.exists()
@@ -194,46 +197,52 @@ def test_dry_run_prints_the_plan_and_changes_nothing(project: Project) -> None:
 def test_locked_and_frozen(project: Project) -> None:
     standard_project(project)
     missing = project.sync("--locked")
-    assert missing.code == 1 and "does not exist" in missing.err and "falcopkg lock" in missing.err
-    assert project.sync().code == 0
+    assert (
+        missing.exit_code == 1
+        and "does not exist" in missing.stderr
+        and "falcopkg lock" in missing.stderr
+    )
+    assert project.sync().exit_code == 0
     locked_text = project.lock_path.read_text()
 
     project.dependencies = {"other-rules": "1"}
     project.write_manifest()
     stale = project.sync("--locked")
-    assert stale.code == 1, stale
-    assert "out of date" in stale.err and "falco-rules was removed from falco.toml" in stale.err
+    assert stale.exit_code == 1, stale
+    assert (
+        "out of date" in stale.stderr and "falco-rules was removed from falco.toml" in stale.stderr
+    )
     assert project.lock_path.read_text() == locked_text
 
     frozen = project.sync("--frozen")
-    assert frozen.code == 0, frozen
+    assert frozen.exit_code == 0, frozen
     assert project.lock_path.read_text() == locked_text
     assert "rules/falco_rules.yaml" in project.installed()
     both = project.sync("--locked", "--frozen")
-    assert both.code == 2
+    assert both.exit_code == 2
 
 
 def test_modified_file_is_reported_and_kept_unless_force(project: Project) -> None:
     standard_project(project)
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     target = project.rules_dir / "falco_rules.yaml"
     target.write_bytes(b"# my local edits\n")
 
     kept = project.sync()
-    assert kept.code == 1, kept
-    assert "kept" in kept.err and "falco_rules.yaml" in kept.err and "--force" in kept.err
+    assert kept.exit_code == 1, kept
+    assert "kept" in kept.stderr and "falco_rules.yaml" in kept.stderr and "--force" in kept.stderr
     assert target.read_bytes() == b"# my local edits\n"
-    drift = run("-C", project.root, "verify", "--json")
-    assert drift.code == 1
-    payload = json.loads(drift.out)
+    drift = run_cli("-C", project.root, "verify", "--json")
+    assert drift.exit_code == 1
+    payload = json.loads(drift.stdout)
     assert [(d["kind"], Path(d["path"]).name) for d in payload["drift"]] == [
         ("modified", "falco_rules.yaml")
     ]
 
     forced = project.sync("--force")
-    assert forced.code == 0, forced
+    assert forced.exit_code == 0, forced
     assert target.read_bytes() == RULES_V1
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
 
 
 def test_files_falcopkg_did_not_install_are_adopted_when_identical_else_kept(
@@ -244,16 +253,16 @@ def test_files_falcopkg_did_not_install_are_adopted_when_identical_else_kept(
     (project.rules_dir / "falco_rules.yaml").write_bytes(RULES_V1)  # e.g. from the Falco package
     (project.rules_dir / "other_rules.yaml").write_bytes(b"someone else's file\n")
     result = project.sync()
-    assert result.code == 1, result
-    assert "other_rules.yaml" in result.err and "not installed by falcopkg" in result.err
+    assert result.exit_code == 1, result
+    assert "other_rules.yaml" in result.stderr and "not installed by falcopkg" in result.stderr
     assert (project.rules_dir / "other_rules.yaml").read_bytes() == b"someone else's file\n"
     state = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
     assert "falco_rules.yaml" in state["artifacts"]["falco-rules"]["files"]  # adopted
     assert state["artifacts"]["other-rules"]["files"] == {}
 
-    assert project.sync("--force").code == 0
+    assert project.sync("--force").exit_code == 0
     assert (project.rules_dir / "other_rules.yaml").read_bytes() == b"- list: x\n  items: []\n"
-    assert "Nothing to do" in project.sync().err
+    assert "Nothing to do" in project.sync().stderr
 
 
 def test_tampered_blob_fails_naming_the_digest_and_keeps_no_bad_copy(
@@ -267,7 +276,7 @@ def test_tampered_blob_fails_naming_the_digest_and_keeps_no_bad_copy(
     layer_digest = pushed.manifests[0].layer.digest
     project.dependencies = {"falco-rules": "1"}
     project.write_manifest()
-    assert project.sync().code == 0  # the lock is written and verified
+    assert project.sync().exit_code == 0  # the lock is written and verified
 
     shutil.rmtree(tmp_home.cache_dir)
     blob = registry.blob_path(layer_digest)
@@ -275,8 +284,8 @@ def test_tampered_blob_fails_naming_the_digest_and_keeps_no_bad_copy(
     blob.write_bytes(bytes(b ^ 0x5A for b in original))
     new_dirs = ("--rulesfiles-dir", root / "fresh")
     failed = project.sync(*new_dirs)
-    assert failed.code == 1, failed
-    assert layer_digest in failed.err
+    assert failed.exit_code == 1, failed
+    assert layer_digest in failed.stderr
     assert not (root / "fresh" / "falco_rules.yaml").exists()
     cache = BlobCache(tmp_home.cache_dir)
     assert not cache.has(layer_digest)
@@ -288,19 +297,19 @@ def test_tampered_blob_fails_naming_the_digest_and_keeps_no_bad_copy(
 
     blob.write_bytes(original)
     repaired = project.sync(*new_dirs)
-    assert repaired.code == 0, repaired
+    assert repaired.exit_code == 0, repaired
     assert (root / "fresh" / "falco_rules.yaml").read_bytes() == RULES_V1
     assert cache.has(layer_digest)
 
 
 def test_touched_file_is_rehashed_once_then_fast_again(project: Project) -> None:
     standard_project(project)
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     target = project.rules_dir / "falco_rules.yaml"
     stat = target.stat()
     os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     result = project.sync()
-    assert result.code == 0 and "Nothing to do" in result.err
+    assert result.exit_code == 0 and "Nothing to do" in result.stderr
     state = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
     assert (
         state["artifacts"]["falco-rules"]["files"]["falco_rules.yaml"]["mtime_ns"]
@@ -364,9 +373,9 @@ def test_hostile_archives_are_refused_and_nothing_is_written(
         inputs = LockInputs.from_manifest(load_manifest(manifest_path))
         project.lock_path.write_text(render_lock(Lock(inputs, (locked,))))
     result = project.sync("--frozen") if stage == "install" else project.sync()
-    assert result.code == 1, result
-    assert "evil-rules" in result.err and message in result.err, result.err
-    assert "hint:" in result.err
+    assert result.exit_code == 1, result
+    assert "evil-rules" in result.stderr and message in result.stderr, result.stderr
+    assert "hint:" in result.stderr
     assert project.installed() == {}
     assert not Path("/tmp/falcopkg-absolute.yaml").exists()
     assert not (project.root / "escape.yaml").exists()
@@ -385,7 +394,7 @@ def test_mirrors_oci_layout_and_registry(
     root.mkdir()
     project = Project(root, origin.host, "acme")
     standard_project(project)
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     # The same artifacts (same digests: pushes are reproducible) under a prefix elsewhere.
     copy = Project(tmp_path / "copy", mirror.host, "cache/acme")
     (tmp_path / "copy").mkdir()
@@ -404,7 +413,7 @@ def test_mirrors_oci_layout_and_registry(
     via_mirror = project.sync(
         "--frozen", "--rulesfiles-dir", root / "m1", "--plugins-dir", root / "p1"
     )
-    assert via_mirror.code == 0, via_mirror
+    assert via_mirror.exit_code == 0, via_mirror
     assert (root / "m1" / "falco_rules.yaml").read_bytes() == RULES_V1
     assert (root / "p1" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
 
@@ -423,6 +432,26 @@ def test_mirrors_oci_layout_and_registry(
     offline = project.sync(
         "--frozen", "--offline", "--rulesfiles-dir", root / "m2", "--plugins-dir", root / "p2"
     )
-    assert offline.code == 0, offline
+    assert offline.exit_code == 0, offline
     assert (root / "m2" / "falco_rules.yaml").read_bytes() == RULES_V1
     assert (root / "p2" / "libcontainer.so").read_bytes() == PLUGIN_FOR[HOST]
+
+
+def test_an_empty_project_takes_the_no_op_fast_path(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write_manifest()  # no dependencies
+    for directory in (project.rules_dir, project.plugins_dir, project.assets_dir):
+        directory.mkdir()
+    first = project.sync()
+    assert first.exit_code == 0 and "Nothing to do" in first.stderr, first
+    assert project.lock_path.is_file()
+
+    from falcopkg.services import installer
+
+    def full_path(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the second sync of an empty project took the full path")
+
+    monkeypatch.setattr(installer, "install_artifacts", full_path)
+    again = project.sync()
+    assert again.exit_code == 0 and "Nothing to do: 0 files of 0 artifacts" in again.stderr, again

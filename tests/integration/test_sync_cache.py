@@ -11,9 +11,10 @@ import pytest
 from falcopkg.cli.commands.cache import parse_duration
 from falcopkg.errors import UsageError
 from falcopkg.services.cache import BlobCache
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import Project, run
+from tests.integration.test_sync_support import Project
 
 RULES = b"- list: cached\n  items: []\n"
 DAY = 86400.0
@@ -42,8 +43,10 @@ def test_parse_duration_rejects(text: str) -> None:
 
 
 def test_cache_dir_honours_env_and_option(tmp_home: TmpHome, tmp_path: Path) -> None:
-    assert run("cache", "dir").out.strip() == str(tmp_home.cache_dir)
-    assert run("--cache-dir", tmp_path / "c2", "cache", "dir").out.strip() == str(tmp_path / "c2")
+    assert run_cli("cache", "dir").stdout.strip() == str(tmp_home.cache_dir)
+    assert run_cli("--cache-dir", tmp_path / "c2", "cache", "dir").stdout.strip() == str(
+        tmp_path / "c2"
+    )
 
 
 def _age(path: Path, days: float) -> None:
@@ -61,7 +64,7 @@ def test_prune_and_clean(
     pushed = project.push("cached-rules", "1.0.0", {"cached.yaml": RULES})
     project.dependencies = {"cached-rules": "1"}
     project.write_manifest()
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     cache = BlobCache(tmp_home.cache_dir)
     layer = pushed.manifests[0].layer.digest
     assert cache.has(layer)
@@ -69,20 +72,20 @@ def test_prune_and_clean(
     fresh_tmp = cache.temp_path()  # a download in progress elsewhere: kept
     old_tmp = cache.temp_path()
     _age(old_tmp, 1)
-    kept = run("cache", "prune")
-    assert kept.code == 0, kept
-    assert "Pruned 1 files" in kept.err
+    kept = run_cli("cache", "prune")
+    assert kept.exit_code == 0, kept
+    assert "Pruned 1 files" in kept.stderr
     assert cache.has(layer) and fresh_tmp.exists() and not old_tmp.exists()
 
     _age(cache.path_for(layer), 40)
-    pruned = run("cache", "prune", "--max-age", "30d")
-    assert pruned.code == 0 and not cache.has(layer)
+    pruned = run_cli("cache", "prune", "--max-age", "30d")
+    assert pruned.exit_code == 0 and not cache.has(layer)
     offline = project.sync("--offline", "--rulesfiles-dir", root / "again")
-    assert offline.code == 1 and layer in offline.err
+    assert offline.exit_code == 1 and layer in offline.stderr
 
-    assert project.sync("--rulesfiles-dir", root / "again").code == 0  # fetched again
+    assert project.sync("--rulesfiles-dir", root / "again").exit_code == 0  # fetched again
     assert cache.has(layer)
-    cleaned = run("cache", "clean")
-    assert cleaned.code == 0 and "Removed" in cleaned.err
+    cleaned = run_cli("cache", "clean")
+    assert cleaned.exit_code == 0 and "Removed" in cleaned.stderr
     assert list(tmp_home.cache_dir.iterdir()) == []
-    assert run("cache", "prune", "--max-age", "soon").code == 2
+    assert run_cli("cache", "prune", "--max-age", "soon").exit_code == 2

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import REPO_ROOT, Project, falcopkg_command, run
+from tests.integration.test_sync_support import REPO_ROOT, Project, falcopkg_command
 
 pytestmark = pytest.mark.registry
 
@@ -62,10 +63,10 @@ def two_locks(
         project.dependencies = {"demo-rules": constraint}
         project.write_manifest()
         result = project.sync()
-        assert result.code == 0, result
+        assert result.exit_code == 0, result
         texts.append(project.lock_path.read_text())
     project.lock_path.write_text(texts[0])
-    assert project.sync("--frozen").code == 0
+    assert project.sync("--frozen").exit_code == 0
     return project, texts[0], texts[1]
 
 
@@ -141,9 +142,9 @@ def test_sync_killed_at_random_points_leaves_old_or_new_files(
 
     project.lock_path.write_text(new_lock)
     final = project.sync("--frozen")
-    assert final.code == 0, final
+    assert final.exit_code == 0, final
     assert project.installed() == {f"rules/{name}": data for name, data in NEW.items()}
-    assert run("-C", project.root, "verify").code == 0
+    assert run_cli("-C", project.root, "verify").exit_code == 0
     assert not [p for p in (rules_dir / ".falcopkg").iterdir() if p.name.startswith("staging-")]
 
 
@@ -172,9 +173,9 @@ def test_two_syncs_started_at_once_both_succeed(
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, f"{out}\n{err}"
     assert project.installed() == {f"rules/{name}": data for name, data in OLD.items()}
-    assert "Nothing to do" in project.sync().err
+    assert "Nothing to do" in project.sync().stderr
     shutil.rmtree(tmp_home.cache_dir)  # the lock and state suffice for verify
-    assert run("-C", root, "verify").code == 0
+    assert run_cli("-C", root, "verify").exit_code == 0
 
 
 @pytest.mark.parametrize("crash_after", ["first-rename", "all-renames"])
@@ -217,12 +218,12 @@ def test_a_sync_that_dies_mid_apply_is_finished_by_the_next(
     assert journal["artifacts"]["demo-rules"]["version"] == "1.0.0"
 
     finished = project.sync("--frozen")
-    assert finished.code == 0, finished
-    assert "kept" not in finished.err  # its own half-done work is not a user's change
+    assert finished.exit_code == 0, finished
+    assert "kept" not in finished.stderr  # its own half-done work is not a user's change
     assert project.installed() == {f"rules/{name}": data for name, data in NEW.items()}
     final = json.loads((project.rules_dir / ".falcopkg" / "state.json").read_text())
     assert final["pending"] == {} and final["artifacts"]["demo-rules"]["version"] == "2.0.0"
-    assert run("-C", project.root, "verify").code == 0
+    assert run_cli("-C", project.root, "verify").exit_code == 0
 
 
 def test_two_syncs_interrupted_in_opposite_directions_are_finished_by_the_next(
@@ -258,7 +259,7 @@ def test_two_syncs_interrupted_in_opposite_directions_are_finished_by_the_next(
 
     project.lock_path.write_text(new_lock)
     finished = project.sync("--frozen")
-    assert finished.code == 0, finished
-    assert "kept" not in finished.err
+    assert finished.exit_code == 0, finished
+    assert "kept" not in finished.stderr
     assert project.installed() == {f"rules/{name}": data for name, data in NEW.items()}
-    assert run("-C", project.root, "verify").code == 0
+    assert run_cli("-C", project.root, "verify").exit_code == 0

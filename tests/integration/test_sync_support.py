@@ -3,7 +3,7 @@
 A :class:`Project` is a falco.toml in a temporary directory whose install directories live
 under it and whose registry is a real docker-registry from tests/fixtures/registries.py.
 Artifacts are pushed with the artifact engineer's ``push_artifact``; `falcopkg` runs in
-process (``run``) or as a subprocess (``run_process``, for kill and concurrency tests).
+process (``tests.cli.run_cli``) or as a subprocess (``run_process``, for kill and concurrency tests).
 
 This module holds no tests; it is named ``test_sync_*`` only to sit with the tests it serves.
 """
@@ -23,39 +23,17 @@ from pathlib import Path
 
 from falcopkg.artifact.push import PushResult, push_artifact
 from falcopkg.artifact.types import get_type
-from falcopkg.cli.main import main
 from falcopkg.oci.client import RegistryClient, RegistryOptions
+from tests.cli import CliResult, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def __str__(self) -> str:
-        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
-
-
-def run(*args: str | Path) -> Result:
-    """`falcopkg ARGS` in this process (fast); output captured."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def falcopkg_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "falcopkg", *(str(a) for a in args)]
 
 
-def run_process(*args: str | Path, env: Mapping[str, str] | None = None) -> Result:
+def run_process(*args: str | Path, env: Mapping[str, str] | None = None) -> CliResult:
     proc = subprocess.run(
         falcopkg_command(*args),
         capture_output=True,
@@ -64,7 +42,7 @@ def run_process(*args: str | Path, env: Mapping[str, str] | None = None) -> Resu
         cwd=REPO_ROOT,
         timeout=120,
     )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
 def make_tar_gz(path: Path, entries: Mapping[str, bytes]) -> Path:
@@ -194,8 +172,8 @@ class Project:
                 created=None,
             )
 
-    def sync(self, *args: str | Path) -> Result:
-        return run("-C", self.root, "sync", *args)
+    def sync(self, *args: str | Path) -> CliResult:
+        return run_cli("-C", self.root, "sync", *args)
 
     def installed(self) -> dict[str, bytes]:
         """Every file under the install directories (not falcopkg's own), relative to root."""

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import Project, run
+from tests.integration.test_sync_support import Project
 
 pytestmark = pytest.mark.registry
 
@@ -30,13 +31,13 @@ def synced(
     project.push("b-rules", "2.0.0", {"b2.yaml": B})
     project.dependencies = {"a-rules": "1", "b-rules": "=1.0.0"}
     project.write_manifest()
-    assert project.sync().code == 0
+    assert project.sync().exit_code == 0
     return project
 
 
 def verify_json(project: Project) -> tuple[int, dict[str, object]]:
-    result = run("-C", project.root, "verify", "--json")
-    return result.code, json.loads(result.out)
+    result = run_cli("-C", project.root, "verify", "--json")
+    return result.exit_code, json.loads(result.stdout)
 
 
 def drift_of(payload: dict[str, object]) -> list[tuple[str, str, str]]:
@@ -46,13 +47,13 @@ def drift_of(payload: dict[str, object]) -> list[tuple[str, str, str]]:
 
 
 def test_clean_install_verifies(synced: Project) -> None:
-    result = run("-C", synced.root, "verify")
-    assert result.code == 0, result
-    assert "Verified 3 files of 2 artifacts" in result.err
-    assert result.out == ""
+    result = run_cli("-C", synced.root, "verify")
+    assert result.exit_code == 0, result
+    assert "Verified 3 files of 2 artifacts" in result.stderr
+    assert result.stdout == ""
     code, payload = verify_json(synced)
     assert code == 0 and payload["ok"] is True and payload["drift"] == [] and payload["files"] == 3
-    assert run("-C", synced.root, "check").code == 0
+    assert run_cli("-C", synced.root, "check").exit_code == 0
 
 
 def test_missing_and_modified_files_are_drift(synced: Project) -> None:
@@ -70,27 +71,29 @@ def test_missing_and_modified_files_are_drift(synced: Project) -> None:
         ("missing", "a.yaml", "a-rules"),
         ("modified", "shared.yaml", "a-rules"),
     ]
-    text = run("-C", synced.root, "verify")
-    assert text.code == 1
-    assert "missing" in text.out and "modified" in text.out
-    assert "error: 2 differences" in text.err and "falcopkg sync" in text.err
+    text = run_cli("-C", synced.root, "verify")
+    assert text.exit_code == 1
+    assert "missing" in text.stdout and "modified" in text.stdout
+    assert "error: 2 differences" in text.stderr and "falcopkg sync" in text.stderr
 
 
 def test_extra_owned_files_and_not_installed_artifacts_are_drift(synced: Project) -> None:
     synced.dependencies = {"a-rules": "1", "b-rules": "2"}
     synced.write_manifest()
     # Relock without installing: the lock now wants b-rules 2.0.0.
-    result = run("-C", synced.root, "lock")
-    assert result.code == 0, result
+    result = run_cli("-C", synced.root, "lock")
+    assert result.exit_code == 0, result
     code, payload = verify_json(synced)
     assert code == 1
     assert drift_of(payload) == [("extra", "b.yaml", "b-rules"), ("outdated", "b2.yaml", "b-rules")]
 
 
 def test_files_never_installed_are_reported(synced: Project) -> None:
-    result = run("-C", synced.root, "verify", "--json", "--rulesfiles-dir", synced.root / "other")
-    assert result.code == 1
-    payload = json.loads(result.out)
+    result = run_cli(
+        "-C", synced.root, "verify", "--json", "--rulesfiles-dir", synced.root / "other"
+    )
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
     assert sorted(drift_of(payload)) == [
         ("not-installed", "a.yaml", "a-rules"),
         ("not-installed", "b.yaml", "b-rules"),
@@ -100,6 +103,6 @@ def test_files_never_installed_are_reported(synced: Project) -> None:
 
 def test_verify_without_a_lock_says_what_to_do(synced: Project) -> None:
     synced.lock_path.unlink()
-    result = run("-C", synced.root, "verify")
-    assert result.code == 1
-    assert "falco.lock does not exist" in result.err and "falcopkg lock" in result.err
+    result = run_cli("-C", synced.root, "verify")
+    assert result.exit_code == 1
+    assert "falco.lock does not exist" in result.stderr and "falcopkg lock" in result.stderr

@@ -209,6 +209,14 @@ def test_digest_mismatch_is_an_integrity_error_and_removes_staging(tmp_path: Pat
     assert not staging.exists()
 
 
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_expected_digest_is_checked_with_its_own_algorithm(tmp_path: Path, algorithm: str) -> None:
+    archive = build(tmp_path / "l.tar.gz", [Entry("a", data=b"a")])
+    digest = f"{algorithm}:{hashlib.new(algorithm, archive.read_bytes()).hexdigest()}"
+    files = extract_layer(archive, "demo", tmp_path / "staging", expected_digest=digest)
+    assert [file.path for file in files] == ["a"]
+
+
 def test_decompression_bomb_is_stopped_after_the_bound(tmp_path: Path) -> None:
     """64 MiB of zeros in a ~64 KiB archive; the bound is checked on real output."""
     archive = tmp_path / "bomb.tar.gz"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from falcopkg.cli.commands.install import DEFAULT_DIRS, scan_install_dirs
+from falcopkg.cli.commands.install import scan_install_dirs
 from falcopkg.core.plan import (
     ABSENT,
     ArtifactRecord,
@@ -23,6 +23,7 @@ from falcopkg.core.plan import (
     next_state,
     plan_sync,
 )
+from falcopkg.defaults import INSTALL_DIR_DEFAULTS as DEFAULT_DIRS
 from falcopkg.errors import InstallError
 
 DATA = Path(__file__).parent.parent / "data" / "plan"

@@ -45,7 +45,7 @@ from falcopkg.errors import UsageError
 def install(
     app: AppContext,
     refs: tuple[str, ...],
-    platform: str | None,
+    platform: str,
     no_resolve_deps: bool,
     force: bool,
     plain_http: bool,
@@ -54,7 +54,6 @@ def install(
     assets_dir: Path | None,
 ) -> None:
     """Resolve and install artifacts by reference (name[:tag|@digest] or host/repo[:tag|@digest])."""
-    from falcopkg.artifact.platforms import host_platform, validate_platform
     from falcopkg.cli.params import reference_argument
     from falcopkg.core.manifest import DependencySpec, Manifest, load_manifest
     from falcopkg.services.cache import BlobCache
@@ -62,7 +61,6 @@ def install(
     from falcopkg.services.locking import lock_project
     from falcopkg.services.userconfig import effective_indexes
 
-    chosen_platform = validate_platform(platform) if platform else host_platform()
     manifest_path = app.find_manifest()
     if manifest_path is not None:
         base = load_manifest(manifest_path)
@@ -88,7 +86,7 @@ def install(
     manifest = dataclasses.replace(
         base,
         dependencies=dependencies,
-        target=dataclasses.replace(base.target, platforms=(chosen_platform,)),
+        target=dataclasses.replace(base.target, platforms=(platform,)),
     )
     registries = RegistryAccess(app, manifest, plain_http=plain_http)
     try:
@@ -106,7 +104,7 @@ def install(
         )
         report = install_artifacts(
             lock.artifacts,
-            platform=chosen_platform,
+            platform=platform,
             directories=install_directories(manifest, overrides),
             allowed_types=manifest.install.allowed_types,
             blobs=registries.blob_access(app, offline=False),

@@ -4,8 +4,8 @@ A no-op sync must cost little more than starting Python, so this module imports 
 and the stdlib at the top. The fast path (:func:`_quick_noop`) fingerprints the bytes of
 falco.toml and falco.lock plus the options, and compares it with the stamp the last
 complete sync left in each directory's state, then ``lstat``s the installed files. Anything
-else (first sync, changed inputs, a touched file) takes the full path, which loads the
-manifest, checks the lock's staleness, plans, fetches and applies.
+else (first sync, changed inputs, a touched file) takes the full path, which parses the
+same bytes (each file is read once), checks the lock's staleness, plans, fetches and applies.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import click
 
 from falcopkg import __version__, paths
 from falcopkg.cli.context import AppContext, pass_app
-from falcopkg.defaults import DEFAULT_ASSETS_DIR, DEFAULT_PLUGINS_DIR, DEFAULT_RULESFILES_DIR
-from falcopkg.errors import InstallError, LockError, UsageError
+from falcopkg.cli.output import quantity
+from falcopkg.defaults import INSTALL_DIR_DEFAULTS
+from falcopkg.errors import InstallError, UsageError
 
 if TYPE_CHECKING:
     from falcopkg.core.lockfile import Lock
@@ -32,12 +33,7 @@ if TYPE_CHECKING:
     from falcopkg.oci.client import RegistryClient, RegistryPool
     from falcopkg.services.installer import BlobAccess, SyncReport
 
-DIR_KEYS = ("rulesfiles_dir", "plugins_dir", "assets_dir")
-DIR_ENV = {
-    "rulesfiles_dir": "FALCOPKG_RULESFILES_DIR",
-    "plugins_dir": "FALCOPKG_PLUGINS_DIR",
-    "assets_dir": "FALCOPKG_ASSETS_DIR",
-}
+DIR_ENV = {key: "FALCOPKG_" + key.upper() for key in INSTALL_DIR_DEFAULTS}
 KIND_SYMBOL = {"add": "+", "update": "~", "remove": "-", "keep-modified": "!", "keep-unowned": "!"}
 DRIFT_KIND = {
     "not-installed": "not-installed",
@@ -52,7 +48,7 @@ DRIFT_KIND = {
 
 def install_dir_options(command: Any) -> Any:
     """--rulesfiles-dir/--plugins-dir/--assets-dir with their environment variables."""
-    for key in reversed(DIR_KEYS):
+    for key in reversed(INSTALL_DIR_DEFAULTS):
         flag = "--" + key.replace("_", "-")
         command = click.option(
             flag,
@@ -64,10 +60,19 @@ def install_dir_options(command: Any) -> Any:
     return command
 
 
+def chosen_platform(platform: str | None) -> str:
+    """The platform a command installs for: ``platform`` checked, else this machine's."""
+    from falcopkg.artifact.platforms import host_platform, validate_platform
+
+    return validate_platform(platform) if platform else host_platform()
+
+
 def platform_option(command: Any) -> Any:
+    """--platform; the command receives the chosen platform (never None)."""
     return click.option(
         "--platform",
         metavar="OS/ARCH",
+        callback=lambda _context, _param, value: chosen_platform(value),
         help="Platform whose plugin builds to install (default: this machine).",
     )(command)
 
@@ -90,7 +95,7 @@ def sync(
     locked: bool,
     frozen: bool,
     force: bool,
-    platform: str | None,
+    platform: str,
     rulesfiles_dir: Path | None,
     plugins_dir: Path | None,
     assets_dir: Path | None,
@@ -121,6 +126,81 @@ class DirectoryOverrides:
         return cls({k: Path(os.path.abspath(os.path.expanduser(v))) for k, v in given.items() if v})
 
 
+class SyncInputs:
+    """falco.toml's and falco.lock's bytes, read once per sync: the fast path fingerprints
+    them, the full path parses them, and the stamp it records describes exactly them (never
+    a file edited meanwhile).
+
+    `add` and `remove` pass what they just wrote (:meth:`written`), parsed already. A plain
+    class, not a dataclass: building one at import costs the no-op sync half a millisecond.
+    """
+
+    __slots__ = ("fresh_lock", "lock_bytes", "manifest_bytes", "manifest_path", "parsed_manifest")
+
+    def __init__(
+        self,
+        manifest_path: Path,
+        manifest_bytes: bytes | None,  # None: unreadable (load_manifest then says why)
+        lock_bytes: bytes | None,  # None: no falco.lock
+        *,
+        parsed_manifest: Manifest | None = None,
+        fresh_lock: Lock | None = None,  # made from this very manifest: used unchecked
+    ) -> None:
+        self.manifest_path = manifest_path
+        self.manifest_bytes = manifest_bytes
+        self.lock_bytes = lock_bytes
+        self.parsed_manifest = parsed_manifest
+        self.fresh_lock = fresh_lock
+
+    @classmethod
+    def read(cls, manifest_path: Path) -> SyncInputs:
+        try:
+            manifest_bytes: bytes | None = manifest_path.read_bytes()
+        except OSError:
+            manifest_bytes = None
+        try:
+            lock_bytes: bytes | None = (manifest_path.parent / paths.LOCKFILE_NAME).read_bytes()
+        except FileNotFoundError:
+            lock_bytes = None
+        return cls(manifest_path, manifest_bytes, lock_bytes)
+
+    @classmethod
+    def written(cls, manifest: Manifest, manifest_text: str, lock: Lock) -> SyncInputs:
+        """falco.toml and falco.lock as just written, with the models they came from."""
+        from falcopkg.core.lockfile import render_lock
+
+        return cls(
+            manifest.path,
+            manifest_text.encode("utf-8"),
+            render_lock(lock).encode("utf-8"),
+            parsed_manifest=manifest,
+            fresh_lock=lock,
+        )
+
+    def manifest_text(self) -> str | None:
+        try:
+            return None if self.manifest_bytes is None else self.manifest_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    def manifest(self) -> Manifest:
+        from falcopkg.core.manifest import load_manifest, parse_manifest
+
+        if self.parsed_manifest is not None:
+            return self.parsed_manifest
+        text = self.manifest_text()
+        if text is None:
+            return load_manifest(self.manifest_path)  # raises, saying what is wrong
+        return parse_manifest(text, self.manifest_path)
+
+    def existing_lock(self, manifest: Manifest) -> Lock | None:
+        from falcopkg.services.lockio import parse_lock_bytes
+
+        if self.lock_bytes is None:
+            return None
+        return parse_lock_bytes(self.lock_bytes, manifest.lock_path)
+
+
 def run_sync(
     app: AppContext,
     *,
@@ -133,59 +213,68 @@ def run_sync(
     rulesfiles_dir: Path | None = None,
     plugins_dir: Path | None = None,
     assets_dir: Path | None = None,
+    inputs: SyncInputs | None = None,
 ) -> SyncReport | None:
     """The whole `sync`: fast no-op check, lock handling (§8), plan, fetch, apply, report.
 
-    Also used by `falcopkg add`. Returns the report (None when the fast path found nothing to
+    Also used by `falcopkg add`/`remove` with the ``inputs`` they wrote (else falco.toml and
+    falco.lock are read here). Returns the report (None when the fast path found nothing to
     do); raises FalcopkgError on failure, including locked files that were kept (exit 1).
     """
     if locked and frozen:
         raise UsageError("--locked and --frozen cannot be used together", hint="pick one")
-    from falcopkg.artifact.platforms import host_platform, validate_platform
-
-    chosen_platform = validate_platform(platform) if platform else host_platform()
+    platform = chosen_platform(platform)
     overrides = DirectoryOverrides.of(
         rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
     )
-    manifest_path = app.require_manifest()
-    quick = _quick_noop(manifest_path, chosen_platform, overrides, frozen=frozen)
+    if inputs is None:
+        inputs = SyncInputs.read(app.require_manifest())
+    quick = _quick_noop(inputs, platform, overrides, frozen=frozen)
     if quick is not None:
         app.console.info(nothing_to_do(*quick))
         return None
 
     from falcopkg.core.lockfile import render_lock
-    from falcopkg.core.manifest import load_manifest
     from falcopkg.services.installer import install_artifacts
 
-    manifest = load_manifest(manifest_path)
+    manifest = inputs.manifest()
     registries = RegistryAccess(app, manifest)
     try:
-        lock, lock_changed = _current_lock(
-            app,
-            manifest,
-            registries,
-            locked=locked,
-            frozen=frozen,
-            offline=offline,
-            dry_run=dry_run,
-        )
-        if lock_changed and not dry_run:
-            # Only here: the resolver behind it costs a cold sync ~10 ms to import.
-            from falcopkg.services.locking import write_lock_if_changed
+        if inputs.fresh_lock is not None:
+            lock, lock_changed = inputs.fresh_lock, False
+        else:
+            lock, lock_changed = _current_lock(
+                app,
+                manifest,
+                inputs.existing_lock(manifest),
+                registries,
+                locked=locked,
+                frozen=frozen,
+                offline=offline,
+                dry_run=dry_run,
+            )
+        lock_bytes = inputs.lock_bytes
+        if lock_changed:
+            lock_bytes = render_lock(lock).encode("utf-8")
+            if not dry_run:
+                # lockio, not locking: the resolver costs a cold sync ~10 ms to import.
+                from falcopkg.services.lockio import write_lock_if_changed
 
-            write_lock_if_changed(manifest.lock_path, lock)
+                write_lock_if_changed(manifest.lock_path, lock)
         directories = install_directories(manifest, overrides)
-        stamp = sync_fingerprint(
-            manifest_path.read_bytes(),
-            render_lock(lock).encode("utf-8") if dry_run else manifest.lock_path.read_bytes(),
-            chosen_platform,
-            directories,
-            overrides,
-            frozen=frozen,
-        )
+        stamp = None
+        if not dry_run and inputs.manifest_bytes is not None and lock_bytes is not None:
+            stamp = sync_fingerprint(
+                inputs.manifest_bytes,
+                lock_bytes,
+                platform,
+                directories,
+                overrides,
+                frozen=frozen,
+            )
         report = install_artifacts(
             lock.artifacts,
-            platform=chosen_platform,
+            platform=platform,
             directories=directories,
             allowed_types=manifest.install.allowed_types,
             blobs=registries.blob_access(app, offline=offline),
@@ -194,7 +283,7 @@ def run_sync(
             prune=True,
             console=app.console,
             lock_source=str(manifest.lock_path),
-            stamp=None if dry_run else stamp,
+            stamp=stamp,
         )
     finally:
         registries.close()
@@ -202,13 +291,10 @@ def run_sync(
     return report
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _current_lock(
     app: AppContext,
     manifest: Manifest,
+    existing: Lock | None,
     registries: RegistryAccess,
     *,
     locked: bool,
@@ -217,38 +303,28 @@ def _current_lock(
     dry_run: bool,
 ) -> tuple[Lock, bool]:
     """The lock to install (§8): as is (--frozen), checked (--locked), or relocked if stale."""
-    from falcopkg.core.lockfile import parse_lock, stale_reasons
+    from falcopkg.core.lockfile import stale_reasons
+    from falcopkg.services.lockio import require_fresh_lock
 
-    lock_path = manifest.lock_path
-    existing = None
-    try:
-        existing = parse_lock(lock_path.read_text(encoding="utf-8"), str(lock_path))
-    except FileNotFoundError:
-        if locked or frozen:
-            flag = "--locked" if locked else "--frozen"
-            raise LockError(
-                f"{lock_path} does not exist, and {flag} forbids creating it",
-                hint="run `falcopkg lock` and commit falco.lock",
-            ) from None
-    if existing is not None and frozen:
-        return existing, False
+    if locked or frozen:
+        checked = require_fresh_lock(
+            manifest,
+            existing,
+            stale="ignore" if frozen else "error",
+            flag="--frozen" if frozen else "--locked",
+            hint="run `falcopkg lock` and commit falco.lock",
+        )
+        return checked, False
     reasons = (
         ["falco.lock does not exist"] if existing is None else stale_reasons(manifest, existing)
     )
-    if not reasons:
-        assert existing is not None
+    if existing is not None and not reasons:
         return existing, False
-    if locked:
-        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
-        raise LockError(
-            f"{lock_path} is out of date: {reasons[0]}{more}; --locked forbids updating it",
-            hint="run `falcopkg lock` and commit falco.lock, or sync without --locked",
-        )
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.locking import describe_changes, lock_project
 
     action = "Would update" if dry_run else "Updating"
-    app.console.info(f"{action} {lock_path.name}: {reasons[0]}")
+    app.console.info(f"{action} {manifest.lock_path.name}: {reasons[0]}")
     lock = lock_project(
         manifest,
         existing_lock=existing,
@@ -264,10 +340,18 @@ def _current_lock(
 
 def install_directories(manifest: Manifest, overrides: DirectoryOverrides) -> dict[str, Path]:
     """[install] directories (relative to falco.toml's directory), overridden by flags/env."""
+    configured = {key: getattr(manifest.install, key) for key in INSTALL_DIR_DEFAULTS}
+    return _directories(manifest.directory, configured, overrides)
+
+
+def _directories(
+    project_dir: Path, configured: Mapping[str, str], overrides: DirectoryOverrides
+) -> dict[str, Path]:
+    """Each install directory: its override, else its [install] value under ``project_dir``
+    (the one rule, shared by the full path and the fast path)."""
     return {
-        key: overrides.dirs.get(key)
-        or (manifest.directory / os.path.expanduser(getattr(manifest.install, key)))
-        for key in DIR_KEYS
+        key: overrides.dirs.get(key) or project_dir / os.path.expanduser(configured[key])
+        for key in INSTALL_DIR_DEFAULTS
     }
 
 
@@ -295,7 +379,7 @@ def sync_fingerprint(
         platform.encode(),
         *(
             f"{k}{'!' if k in overrides.dirs else '='}{os.path.normpath(directories[k])}".encode()
-            for k in DIR_KEYS
+            for k in INSTALL_DIR_DEFAULTS
         ),
         b"frozen" if frozen else b"checked",
     ):
@@ -323,17 +407,10 @@ def _sha256() -> _Hasher:
     return hashlib.sha256()
 
 
-# falco.toml [install] defaults (falcopkg.defaults: core.manifest costs more to import than
-# the no-op budget allows).
-DEFAULT_DIRS = {
-    "rulesfiles_dir": DEFAULT_RULESFILES_DIR,
-    "plugins_dir": DEFAULT_PLUGINS_DIR,
-    "assets_dir": DEFAULT_ASSETS_DIR,
-}
 _INSTALL_HEADER_RE = re.compile(r"^\s*\[\s*install\s*\]\s*(?:#.*)?$")
 _TABLE_HEADER_RE = re.compile(r"^\s*\[")
 _SIMPLE_DIR_RE = re.compile(
-    r'^\s*(rulesfiles_dir|plugins_dir|assets_dir)\s*=\s*"([^"\\]*)"\s*(?:#.*)?$'
+    rf'^\s*({"|".join(INSTALL_DIR_DEFAULTS)})\s*=\s*"([^"\\]*)"\s*(?:#.*)?$'
 )
 
 
@@ -351,7 +428,7 @@ def scan_install_dirs(text: str) -> dict[str, str] | None:
         if _TABLE_HEADER_RE.match(line):
             in_install = bool(_INSTALL_HEADER_RE.match(line))
             continue
-        if not any(key in line for key in DEFAULT_DIRS):
+        if not any(key in line for key in INSTALL_DIR_DEFAULTS):
             continue
         match = _SIMPLE_DIR_RE.match(line)
         if not in_install or match is None or match.group(1) in found:
@@ -359,11 +436,11 @@ def scan_install_dirs(text: str) -> dict[str, str] | None:
                 continue
             return None
         found[match.group(1)] = match.group(2)
-    return {key: found.get(key, default) for key, default in DEFAULT_DIRS.items()}
+    return {key: found.get(key, default) for key, default in INSTALL_DIR_DEFAULTS.items()}
 
 
 def _quick_noop(
-    manifest_path: Path, platform: str, overrides: DirectoryOverrides, *, frozen: bool
+    inputs: SyncInputs, platform: str, overrides: DirectoryOverrides, *, frozen: bool
 ) -> tuple[int, int] | None:
     """(files, artifacts) if a complete sync with these exact inputs is still intact on disk.
 
@@ -371,20 +448,16 @@ def _quick_noop(
     """
     from falcopkg.services.state import quick_noop_check
 
-    try:
-        manifest_bytes = manifest_path.read_bytes()
-        lock_bytes = (manifest_path.parent / paths.LOCKFILE_NAME).read_bytes()
-        install = scan_install_dirs(manifest_bytes.decode("utf-8"))
-    except (OSError, ValueError):
+    text = inputs.manifest_text()
+    if text is None or inputs.lock_bytes is None:
         return None
+    assert inputs.manifest_bytes is not None
+    install = scan_install_dirs(text)
     if install is None:
         return None
-    directories = {
-        key: overrides.dirs.get(key) or manifest_path.parent / os.path.expanduser(install[key])
-        for key in DIR_KEYS
-    }
+    directories = _directories(inputs.manifest_path.parent, install, overrides)
     stamp = sync_fingerprint(
-        manifest_bytes, lock_bytes, platform, directories, overrides, frozen=frozen
+        inputs.manifest_bytes, inputs.lock_bytes, platform, directories, overrides, frozen=frozen
     )
     return quick_noop_check(directories.values(), stamp)
 
@@ -458,7 +531,7 @@ def print_report(app: AppContext, report: SyncReport, *, dry_run: bool) -> None:
             console.info(_nothing_to_do(report))
         else:
             console.info(
-                f"Would change {_count(len(plan.changes), 'file')} (dry run: nothing was changed)"
+                f"Would change {quantity(len(plan.changes), 'file')} (dry run: nothing was changed)"
             )
         return
     if not plan.actions:
@@ -473,14 +546,14 @@ def print_report(app: AppContext, report: SyncReport, *, dry_run: bool) -> None:
     if report.changed_files:
         console.success(
             f"Synced: {len(report.added)} added, {len(report.updated)} updated, "
-            f"{len(report.removed)} removed ({_count(plan.up_to_date_files, 'file')} already up to date)"
+            f"{len(report.removed)} removed ({quantity(plan.up_to_date_files, 'file')} already up to date)"
         )
     elif not report.kept:
         console.info(_nothing_to_do(report))
     incomplete = report.incomplete
     if incomplete:
         raise InstallError(
-            f"{_count(len(incomplete), 'locked file')} could not be installed because other "
+            f"{quantity(len(incomplete), 'locked file')} could not be installed because other "
             f"content is in the way (see the warnings above)",
             hint="run `falcopkg sync --force` to replace them, or move them away",
         )
@@ -488,7 +561,7 @@ def print_report(app: AppContext, report: SyncReport, *, dry_run: bool) -> None:
 
 def nothing_to_do(files: int, artifacts: int) -> str:
     verb = "is" if files == 1 else "are"
-    return f"Nothing to do: {_count(files, 'file')} of {_count(artifacts, 'artifact')} {verb} up to date"
+    return f"Nothing to do: {quantity(files, 'file')} of {quantity(artifacts, 'artifact')} {verb} up to date"
 
 
 def _nothing_to_do(report: SyncReport) -> str:
@@ -514,27 +587,25 @@ def _action_line(action: Action) -> str:
 def verify(
     app: AppContext,
     as_json: bool,
-    platform: str | None,
+    platform: str,
     rulesfiles_dir: Path | None,
     plugins_dir: Path | None,
     assets_dir: Path | None,
 ) -> None:
     """Compare the installed files with falco.lock; list any drift (exit 1)."""
-    from falcopkg.artifact.platforms import host_platform, validate_platform
-    from falcopkg.core.lockfile import parse_lock
     from falcopkg.core.manifest import load_manifest
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.installer import BlobAccess, blob_fetcher, desired_for, make_plan
+    from falcopkg.services.lockio import read_lock, require_fresh_lock
 
-    chosen_platform = validate_platform(platform) if platform else host_platform()
     manifest = load_manifest(app.require_manifest())
     lock_path = manifest.lock_path
-    try:
-        lock = parse_lock(lock_path.read_text(encoding="utf-8"), str(lock_path))
-    except FileNotFoundError:
-        raise LockError(
-            f"{lock_path} does not exist", hint="run `falcopkg lock`, then `falcopkg sync`"
-        ) from None
+    lock = require_fresh_lock(
+        manifest,
+        read_lock(lock_path),
+        stale="ignore",  # verify compares the disk with the lock as it is
+        hint="run `falcopkg lock`, then `falcopkg sync`",
+    )
     overrides = DirectoryOverrides.of(
         rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
     )
@@ -543,10 +614,10 @@ def verify(
     cache_only = BlobAccess(BlobCache(app.cache_dir), None, offline=True)
     desired = desired_for(
         lock.artifacts,
-        chosen_platform,
+        platform,
         directories,
         manifest.install.allowed_types,
-        blob_fetcher(lock.artifacts, chosen_platform, cache_only),
+        blob_fetcher(lock.artifacts, platform, cache_only),
         lock_source=str(lock_path),
     )
     plan, _ = make_plan(desired.files, force=False, prune=True, hash_all=True)
@@ -565,7 +636,7 @@ def verify(
             {
                 "ok": not drift,
                 "lockfile": str(lock_path),
-                "platform": chosen_platform,
+                "platform": platform,
                 "files": checked,
                 "drift": drift,
             }
@@ -577,10 +648,10 @@ def verify(
             )
     if drift:
         raise InstallError(
-            f"{_count(len(drift), 'difference')} between the install directories and {lock_path.name}",
+            f"{quantity(len(drift), 'difference')} between the install directories and {lock_path.name}",
             hint="run `falcopkg sync` to install the locked files (`--force` replaces changed ones)",
         )
     if not as_json:
         app.console.info(
-            f"Verified {_count(checked, 'file')} of {_count(plan.up_to_date_artifacts, 'artifact')} against {lock_path.name}"
+            f"Verified {quantity(checked, 'file')} of {quantity(plan.up_to_date_artifacts, 'artifact')} against {lock_path.name}"
         )

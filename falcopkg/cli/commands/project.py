@@ -15,7 +15,8 @@ import click
 
 from falcopkg import paths
 from falcopkg.cli.context import AppContext, pass_app
-from falcopkg.errors import ConfigError, LockError, UsageError
+from falcopkg.cli.output import quantity
+from falcopkg.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from tomlkit.toml_document import TOMLDocument
@@ -24,9 +25,6 @@ if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
     from falcopkg.oci.client import RegistryPool
     from falcopkg.services.cache import BlobCache
-
-LOCK_HINT = "run `falcopkg lock`"
-
 
 # -- init ---------------------------------------------------------------------------------------
 
@@ -66,38 +64,38 @@ def add(app: AppContext, refs: tuple[str, ...], no_sync: bool, offline: bool) ->
     allows 4.x from 4.1.0 on); `NAME:4` writes that constraint; `NAME:main` pins a tag,
     `NAME@sha256:…` a digest; `host/repo[:tag|@digest]` adds a registry reference.
     """
-    import tomlkit
-
-    from falcopkg.core.manifest import add_dependency, parse_manifest
-    from falcopkg.tomlfile import load_document
+    from falcopkg.core.manifest import add_dependency
 
     manifest_path = app.require_manifest()
-    document = load_document(manifest_path)
-    # A broken falco.toml fails first.
-    declared = parse_manifest(tomlkit.dumps(document), manifest_path).dependencies
+    document, current = _read_manifest(manifest_path)  # a broken falco.toml fails first
     wanted = [_dependency_for(text) for text in refs]
     for name, value, _ in wanted:
         add_dependency(document, name, value)
-    manifest = parse_manifest(tomlkit.dumps(document), manifest_path)
+    manifest, text = _edited(manifest_path, document)
     existing = _read_lock(manifest, app)
     lock = _lock(app, manifest, existing, offline=offline)
     # Like `cargo add`: what resolved becomes the constraint ("4.1.0" = ^4.1.0).
+    versions_written = False
     for name, value, needs_version in wanted:
         artifact = lock.artifact(name)
         if needs_version and artifact is not None and artifact.parsed_version is not None:
             from falcopkg.core.versions import caret_for
 
             add_dependency(document, name, _with_version(value, caret_for(artifact.parsed_version)))
-    final = parse_manifest(tomlkit.dumps(document), manifest_path)
-    lock = _with_inputs(lock, final)
-    _save_document(manifest_path, document)
+            versions_written = True
+    if versions_written:
+        manifest, text = _edited(manifest_path, document)
+        lock = _with_inputs(lock, manifest)
+    _save_text(manifest_path, text)
     added = {name for name, _, _ in wanted}
     # Without a lock to compare with, what the other declared artifacts bring was there
     # before this `add`: report only what the added names bring in.
-    baseline = existing or _closure(lock, [name for name in declared if name not in added])
-    _write_lock(app, final, existing, lock, compare_with=baseline)
+    baseline = existing or _closure(
+        lock, [name for name in current.dependencies if name not in added]
+    )
+    _write_lock(app, manifest, existing, lock, compare_with=baseline)
     if not no_sync:
-        _sync(app, offline=offline)
+        _sync(app, manifest, text, lock, offline=offline)
 
 
 def _closure(lock: Lock, names: Sequence[str]) -> Lock:
@@ -167,27 +165,23 @@ def _with_version(value: str | dict[str, str], version: str) -> str | dict[str, 
 @pass_app
 def remove(app: AppContext, names: tuple[str, ...], no_sync: bool, offline: bool) -> None:
     """Remove artifacts from falco.toml, relock and sync (their files are uninstalled)."""
-    import tomlkit
-
-    from falcopkg.core.manifest import parse_manifest, remove_dependency
-    from falcopkg.tomlfile import load_document
+    from falcopkg.core.manifest import remove_dependency
 
     manifest_path = app.require_manifest()
-    document = load_document(manifest_path)
-    current = parse_manifest(tomlkit.dumps(document), manifest_path)
+    document, current = _read_manifest(manifest_path)
     for name in names:
         if not remove_dependency(document, name):
             raise ConfigError(
                 f"{name} is not a dependency in {manifest_path}",
                 hint=_known_hint(name, current.dependencies),
             )
-    manifest = parse_manifest(tomlkit.dumps(document), manifest_path)
+    manifest, text = _edited(manifest_path, document)
     existing = _read_lock(manifest, app)
     lock = _lock(app, manifest, existing, offline=offline)
-    _save_document(manifest_path, document)
+    _save_text(manifest_path, text)
     _write_lock(app, manifest, existing, lock)
     if not no_sync:
-        _sync(app, offline=offline)
+        _sync(app, manifest, text, lock, offline=offline)
 
 
 def _known_hint(name: str, dependencies: Mapping[str, Any]) -> str:
@@ -232,9 +226,14 @@ def lock(
     manifest = load_manifest(app.require_manifest())
     existing = _read_lock(manifest) if check else _read_lock(manifest, app)
     if check:
+        from falcopkg.services.lockio import require_fresh_lock
+
         if upgrade or upgrade_packages:
             raise UsageError("--check cannot be combined with --upgrade or --upgrade-package")
-        _check_fresh(app, manifest, existing)
+        fresh = require_fresh_lock(manifest, existing)
+        app.console.info(
+            f"{manifest.lock_path.name} is up to date ({len(fresh.artifacts)} artifacts)"
+        )
         return
     new = _lock(
         app,
@@ -259,20 +258,6 @@ def lock(
     _write_lock(app, manifest, existing, new, list_first_lock=False)
 
 
-def _check_fresh(app: AppContext, manifest: Manifest, existing: Lock | None) -> None:
-    from falcopkg.core.lockfile import stale_reasons
-
-    if existing is None:
-        raise LockError(f"{manifest.lock_path} does not exist", hint=LOCK_HINT)
-    reasons = stale_reasons(manifest, existing)
-    if reasons:
-        details = "\n  ".join(reasons)
-        raise LockError(f"{manifest.lock_path} is out of date:\n  {details}", hint=LOCK_HINT)
-    app.console.info(
-        f"{manifest.lock_path.name} is up to date ({len(existing.artifacts)} artifacts)"
-    )
-
-
 # -- shared --------------------------------------------------------------------------------------
 
 
@@ -280,7 +265,7 @@ def _read_lock(manifest: Manifest, app: AppContext | None = None) -> Lock | None
     """falco.lock, or None. With ``app`` (commands that write a new lock) a damaged lock is
     only a warning, since locking again is the repair; a lock of a newer format stays an
     error (writing over it would downgrade it)."""
-    from falcopkg.services.locking import read_lock
+    from falcopkg.services.lockio import read_lock
 
     try:
         return read_lock(manifest.lock_path)
@@ -338,10 +323,29 @@ def _with_inputs(lock: Lock, manifest: Manifest) -> Lock:
     return replace(lock, inputs=LockInputs.from_manifest(manifest))
 
 
-def _save_document(path: Path, document: TOMLDocument) -> None:
-    from falcopkg.tomlfile import save_document
+def _read_manifest(path: Path) -> tuple[TOMLDocument, Manifest]:
+    """falco.toml as a document to edit (comments and order kept) and as the model, from one
+    read of the file."""
+    from falcopkg.tomlfile import load_document
 
-    save_document(path, document)
+    document = load_document(path)
+    return document, _edited(path, document)[0]
+
+
+def _edited(path: Path, document: TOMLDocument) -> tuple[Manifest, str]:
+    """The model of an edited falco.toml document and the text to write (validated alike)."""
+    import tomlkit
+
+    from falcopkg.core.manifest import parse_manifest
+
+    text = tomlkit.dumps(document)
+    return parse_manifest(text, path), text
+
+
+def _save_text(path: Path, text: str) -> None:
+    from falcopkg.fsutil import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _write_lock(
@@ -356,40 +360,36 @@ def _write_lock(
     """Write falco.lock if it changed and say what changed (a first `lock` of a project
     only says how many artifacts it locked, like uv, instead of listing them all).
     ``compare_with`` replaces ``existing`` as what the changes are relative to."""
-    from falcopkg.services.locking import describe_changes, write_lock_if_changed
+    from falcopkg.services.locking import describe_changes
+    from falcopkg.services.lockio import write_lock_if_changed
 
     before = compare_with if compare_with is not None else existing
     if before is not None or list_first_lock:
         for line in describe_changes(before, new):
             app.console.info(line)
     written = write_lock_if_changed(manifest.lock_path, new)
-    count = _count(len(new.artifacts), "artifact")
+    count = quantity(len(new.artifacts), "artifact")
     if written:
         app.console.success(f"Locked {count} in {manifest.lock_path.name}")
     else:
         app.console.info(f"{manifest.lock_path.name} is up to date ({count})")
 
 
-def _sync(app: AppContext, *, offline: bool) -> None:
-    from falcopkg.cli.commands.install import run_sync
+def _sync(
+    app: AppContext, manifest: Manifest, manifest_text: str, lock: Lock, *, offline: bool
+) -> None:
+    """Sync what was just written, without reading or checking it again."""
+    from falcopkg.cli.commands.install import SyncInputs, run_sync
 
-    run_sync(app, offline=offline)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")
+    run_sync(app, offline=offline, inputs=SyncInputs.written(manifest, manifest_text, lock))
 
 
 def _require_lock(app: AppContext, manifest: Manifest) -> Lock:
-    from falcopkg.core.lockfile import stale_reasons
+    """falco.lock for a read-only view (`tree`, `outdated`): missing is an error, out of
+    date only a warning."""
+    from falcopkg.services.lockio import require_fresh_lock
 
-    existing = _read_lock(manifest)
-    if existing is None:
-        raise LockError(f"{manifest.lock_path} does not exist", hint=LOCK_HINT)
-    reasons = stale_reasons(manifest, existing)
-    if reasons:
-        app.console.warn(f"{manifest.lock_path.name} is out of date ({reasons[0]}); {LOCK_HINT}")
-    return existing
+    return require_fresh_lock(manifest, _read_lock(manifest), stale="warn", warn=app.console.warn)
 
 
 # -- tree ---------------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ def outdated(app: AppContext, as_json: bool, offline: bool) -> None:
         return
     stale = [row for row in rows if row.is_outdated]
     if not stale:
-        app.console.info(f"All {_count(len(rows), 'artifact')} are up to date")
+        app.console.info(f"All {quantity(len(rows), 'artifact')} are up to date")
         return
     table = [("name", "type", "locked", "allowed", "latest")]
     table += [(r.name, r.type, r.locked or "-", r.allowed or "-", r.latest or "-") for r in stale]

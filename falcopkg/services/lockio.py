@@ -1,0 +1,95 @@
+"""Read falco.lock, write it, and insist on one that exists and matches falco.toml.
+
+Light on purpose: `sync`, `verify`, `tree` and `lock --check` need these without the
+resolver that falcopkg.services.locking (which re-exports them) imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from falcopkg.errors import ConfigError, LockError
+
+if TYPE_CHECKING:
+    from falcopkg.core.lockfile import Lock
+    from falcopkg.core.manifest import Manifest
+
+LOCK_HINT = "run `falcopkg lock`"
+
+
+def read_lock(path: Path) -> Lock | None:
+    """The lock at ``path``, or None when there is none."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return parse_lock_bytes(data, path)
+
+
+def parse_lock_bytes(data: bytes, path: Path) -> Lock:
+    """The lock in ``data``, read from ``path`` (errors name it)."""
+    from falcopkg.core.lockfile import REGENERATE_HINT, parse_lock
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})", hint=REGENERATE_HINT) from None
+    return parse_lock(text, str(path))
+
+
+def write_lock_if_changed(path: Path, lock: Lock) -> bool:
+    """Write ``lock`` to ``path`` atomically unless the file already has these bytes."""
+    from falcopkg.core.lockfile import render_lock
+    from falcopkg.fsutil import atomic_write_text
+
+    text = render_lock(lock)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+    return True
+
+
+def require_fresh_lock(
+    manifest: Manifest,
+    existing: Lock | None,
+    *,
+    stale: Literal["error", "warn", "ignore"] = "error",
+    flag: str | None = None,
+    hint: str = LOCK_HINT,
+    warn: Callable[[str], None] | None = None,
+) -> Lock:
+    """``existing`` (manifest's falco.lock, already read) when a command may use it as is.
+
+    A missing lock is a LockError. A lock out of date with falco.toml is one too
+    (``stale="error"``), a warning through ``warn`` (``"warn"``: read-only views such as
+    `tree`), or not checked (``"ignore"``: `sync --frozen`, `verify`). ``flag`` names the
+    option that forbids writing the lock (`sync --locked`), ``hint`` what to do instead.
+    """
+    path = manifest.lock_path
+    if existing is None:
+        forbidden = f", and {flag} forbids creating it" if flag else ""
+        raise LockError(f"{path} does not exist{forbidden}", hint=hint)
+    if stale == "ignore":
+        return existing
+    from falcopkg.core.lockfile import stale_reasons
+
+    reasons = stale_reasons(manifest, existing)
+    if not reasons:
+        return existing
+    if stale == "warn":
+        if warn is not None:
+            warn(f"{path.name} is out of date ({reasons[0]}); {hint}")
+        return existing
+    if flag:
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        raise LockError(
+            f"{path} is out of date: {reasons[0]}{more}; {flag} forbids updating it",
+            hint=f"{hint}, or sync without {flag}",
+        )
+    details = "\n  ".join(reasons)
+    raise LockError(f"{path} is out of date:\n  {details}", hint=hint)

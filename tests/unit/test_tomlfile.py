@@ -1,0 +1,45 @@
+"""read_toml_data: the one reader of TOML files for read-only callers (manifest, user config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from falcopkg.errors import ConfigError
+from falcopkg.tomlfile import load_document, read_toml_data
+
+# (file bytes or None for a missing file, expected part of the message)
+ERROR_CASES = [
+    pytest.param(None, "config.toml: file not found", id="missing"),
+    pytest.param(b"a = 1\nb = \n", "config.toml:2:4: invalid TOML", id="syntax-line-col"),
+    pytest.param(b"a = '\xff'\n", "config.toml: not valid UTF-8", id="not-utf8"),
+]
+
+
+@pytest.mark.parametrize(("content", "expected"), ERROR_CASES)
+def test_read_errors_name_the_file(tmp_path: Path, content: bytes | None, expected: str) -> None:
+    path = tmp_path / "config.toml"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ConfigError) as info:
+        read_toml_data(path)
+    assert expected in info.value.message
+
+
+def test_missing_file_is_empty_when_allowed_and_hint_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "falco.toml"
+    assert read_toml_data(path, missing_ok=True) == ({}, "")
+    assert len(load_document(path, missing_ok=True)) == 0
+    with pytest.raises(ConfigError) as info:
+        read_toml_data(path, missing_hint="run `falcopkg init`")
+    assert info.value.hint == "run `falcopkg init`"
+
+
+def test_data_and_text_are_returned(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = '[[index]]\nname = "x"\nurl = "https://example.com/index.yaml"\n'
+    path.write_text(text, encoding="utf-8")
+    data, read_text = read_toml_data(path)
+    assert data == {"index": [{"name": "x", "url": "https://example.com/index.yaml"}]}
+    assert read_text == text
