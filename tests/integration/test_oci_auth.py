@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -12,48 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from falcopkg.oci import mediatypes
 from falcopkg.oci.client import RegistryClient, RegistryOptions, RegistryPool
 from falcopkg.oci.credentials import Credential, env_var_names
 from falcopkg.oci.errors import AuthenticationError, PermissionDeniedError
 from tests.fixtures.registries import RunningRegistry
 from tests.fixtures.tokenserver import TokenRequest
+from tests.oci_helpers import digest_of
+from tests.oci_helpers import push_artifact as push
 
 PLAIN = RegistryOptions(plain_http=True, backoff=0.01)
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def credential_of(registry: RunningRegistry) -> Credential:
     assert registry.username is not None and registry.password is not None
     return Credential(registry.username, registry.password)
-
-
-def push(client: RegistryClient, repository: str, tag: str, layer: bytes) -> str:
-    config = json.dumps({"name": repository}).encode()
-    client.upload_blob(repository, config, digest_of(config), len(config))
-    client.upload_blob(repository, layer, digest_of(layer), len(layer))
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": mediatypes.OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.cncf.falco.rulesfile.config.v1+json",
-                "digest": digest_of(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.cncf.falco.rulesfile.layer.v1+tar.gz",
-                    "digest": digest_of(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    return client.put_manifest(repository, tag, manifest, mediatypes.OCI_MANIFEST)
 
 
 def token_requests(registry: RunningRegistry, repository: str) -> list[TokenRequest]:
