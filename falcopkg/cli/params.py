@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import click
+
 from falcopkg.errors import InvalidReferenceError, UsageError
 
 if TYPE_CHECKING:
@@ -19,3 +21,12 @@ def reference_argument(text: str) -> Reference:
         return parse_reference(text)
     except InvalidReferenceError as exc:
         raise UsageError(exc.message, hint=exc.hint) from None
+
+
+# Options several commands share, declared once so their spelling and help stay alike.
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."
+)
+plain_http_option = click.option(
+    "--plain-http", is_flag=True, help="Talk to registries over plain HTTP (no TLS)."
+)

@@ -15,6 +15,7 @@ import click
 
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.group import lazy_group
+from falcopkg.cli.params import json_option, plain_http_option, reference_argument
 from falcopkg.core.index import IndexEntry
 from falcopkg.errors import FalcopkgError
 from falcopkg.services.indexes import IndexStore, LoadedIndex
@@ -135,7 +136,7 @@ def _shorten(text: str, width: int = DESCRIPTION_WIDTH) -> str:
 @click.argument("keywords", nargs=-1, required=True)
 @click.option("--type", "type_", metavar="TYPE", help="Only artifacts of this type.")
 @click.option("--index", "index_names", multiple=True, metavar="NAME", help="Only this index.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_app
 def search(
     app: AppContext,
@@ -154,7 +155,7 @@ def search(
 @artifact.command("list")
 @click.option("--type", "type_", metavar="TYPE", help="Only artifacts of this type.")
 @click.option("--index", "index_names", multiple=True, metavar="NAME", help="Only this index.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_app
 def list_(app: AppContext, type_: str | None, index_names: tuple[str, ...], as_json: bool) -> None:
     """List every artifact of the indexes."""
@@ -182,8 +183,8 @@ class ArtifactInfo(NamedTuple):
 
 @artifact.command()
 @click.argument("ref")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--plain-http", is_flag=True, help="Talk plain HTTP to the registry.")
+@json_option
+@plain_http_option
 @pass_app
 def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     """Show an artifact: index metadata, versions, floating tags, platforms, dependencies.
@@ -191,7 +192,6 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     REF is an index name or a registry reference, with an optional :tag or @digest
     (default: the newest version).
     """
-    from falcopkg.cli.params import reference_argument
     from falcopkg.services.indexes import resolve_reference
 
     reference = reference_argument(ref)

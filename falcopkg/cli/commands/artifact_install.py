@@ -25,6 +25,7 @@ from falcopkg.cli.commands.install import (
     print_report,
 )
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.cli.params import plain_http_option, reference_argument
 from falcopkg.errors import UsageError
 
 
@@ -39,7 +40,7 @@ from falcopkg.errors import UsageError
 @click.option(
     "--force", is_flag=True, help="Replace files that were changed or not installed by falcopkg."
 )
-@click.option("--plain-http", is_flag=True, help="Talk to registries over plain HTTP.")
+@plain_http_option
 @install_dir_options
 @pass_app
 def install(
@@ -54,7 +55,6 @@ def install(
     assets_dir: Path | None,
 ) -> None:
     """Resolve and install artifacts by reference (name[:tag|@digest] or host/repo[:tag|@digest])."""
-    from falcopkg.cli.params import reference_argument
     from falcopkg.core.manifest import DependencySpec, Manifest, load_manifest
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.installer import install_artifacts

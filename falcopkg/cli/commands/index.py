@@ -16,6 +16,7 @@ import click
 
 from falcopkg.cli.commands.artifact import render_table
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.cli.params import json_option
 from falcopkg.core.index_config import IndexConfig, add_index, has_userinfo, remove_index
 from falcopkg.core.reference import NAME_RE
 from falcopkg.errors import FalcopkgError, UsageError
@@ -193,7 +194,7 @@ def remove(app: AppContext, names: tuple[str, ...], use_global: bool) -> None:
 
 @index.command("list")
 @click.option("--global", "use_global", is_flag=True, help=GLOBAL_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_app
 def list_(app: AppContext, use_global: bool, as_json: bool) -> None:
     """List the configured indexes with their cached entry counts."""

@@ -23,6 +23,7 @@ import click
 from falcopkg import __version__, paths
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.output import quantity
+from falcopkg.cli.params import json_option
 from falcopkg.defaults import INSTALL_DIR_DEFAULTS
 from falcopkg.errors import InstallError, UsageError
 
@@ -580,7 +581,7 @@ def _action_line(action: Action) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @platform_option
 @install_dir_options
 @pass_app

@@ -16,6 +16,7 @@ import click
 from falcopkg import paths
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.output import quantity
+from falcopkg.cli.params import json_option, reference_argument
 from falcopkg.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -115,7 +116,6 @@ def _closure(lock: Lock, names: Sequence[str]) -> Lock:
 
 def _dependency_for(text: str) -> tuple[str, str | dict[str, str], bool]:
     """(name, falco.toml value, whether the resolved version should be written in)."""
-    from falcopkg.cli.params import reference_argument
 
     reference = reference_argument(text)
     value: dict[str, str] = {} if reference.is_index_name else {"ref": reference.locator}
@@ -396,7 +396,7 @@ def _require_lock(app: AppContext, manifest: Manifest) -> Lock:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @pass_app
 def tree(app: AppContext, as_json: bool) -> None:
     """Show who brings in which artifact and why, from falco.lock."""
@@ -499,7 +499,7 @@ def _constraint_text(value: str | dict[str, str]) -> str:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--offline", is_flag=True, help="Use only cached metadata.")
 @pass_app
 def outdated(app: AppContext, as_json: bool, offline: bool) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.cli.params import json_option, plain_http_option, reference_argument
 from falcopkg.errors import UsageError
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ def registry_client(
 
 
 def _registry_reference(text: str, command: str) -> Reference:
-    from falcopkg.cli.params import reference_argument
 
     reference = reference_argument(text)
     if reference.registry is None:
@@ -102,8 +102,8 @@ def _check_host(text: str) -> str:
     "-r", "--requires", multiple=True, metavar="NAME:VERSION", help="A requirement (repeatable)."
 )
 @click.option("--annotation-source", metavar="URL", help="org.opencontainers.image.source.")
-@click.option("--plain-http", is_flag=True, help="Talk to the registry over plain HTTP.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@plain_http_option
+@json_option
 @pass_app
 def push(
     app: AppContext,
@@ -203,8 +203,8 @@ def push(
     show_default=True,
     help="Directory to extract the files into.",
 )
-@click.option("--plain-http", is_flag=True, help="Talk to the registry over plain HTTP.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@plain_http_option
+@json_option
 @pass_app
 def pull(
     app: AppContext,
@@ -268,7 +268,7 @@ def pull(
 @click.argument("host")
 @click.option("-u", "--username", help="User name [prompted when missing on a terminal].")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--plain-http", is_flag=True, help="Talk to the registry over plain HTTP.")
+@plain_http_option
 @pass_app
 def login(
     app: AppContext, host: str, username: str | None, password_stdin: bool, plain_http: bool
