@@ -209,7 +209,7 @@ class _Homes:
 
 def check_same_file(pulled: Path, source: Path) -> None:
     """The benchmark is only worth its numbers if the pull gave back the pushed bytes."""
-    from falcopkg.services.cache import file_digest
+    from falcopkg.digests import file_digest
 
     if not pulled.is_file() or file_digest(pulled) != file_digest(source):
         raise SystemExit(f"error: {pulled} is missing or differs from {source}")

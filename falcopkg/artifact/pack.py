@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from falcopkg.artifact.gojson import go_json_bytes, sorted_map
+from falcopkg.digests import bytes_digest, file_digest
 from falcopkg.errors import InstallError, UsageError
 from falcopkg.oci.descriptor import Descriptor
 from falcopkg.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
-from falcopkg.services.cache import bytes_digest, file_digest
 from falcopkg.services.extract import list_layer
 
 TITLE_ANNOTATION = "org.opencontainers.image.title"

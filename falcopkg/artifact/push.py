@@ -39,11 +39,11 @@ from falcopkg.artifact.rules_yaml import (
 from falcopkg.artifact.types import ArtifactType
 from falcopkg.core.reference import TAG_RE
 from falcopkg.core.versions import parse_version
+from falcopkg.digests import bytes_digest
 from falcopkg.errors import UsageError
 from falcopkg.oci.client import RegistryClient
 from falcopkg.oci.descriptor import Descriptor
 from falcopkg.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
-from falcopkg.services.cache import bytes_digest
 
 RULES_SUFFIXES = (".yaml", ".yml")
 # Stand-in for "now" in created annotations; a string pins it, None omits it.

@@ -38,6 +38,7 @@ import urllib3.exceptions
 
 from falcopkg import __version__, fsutil
 from falcopkg.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE
+from falcopkg.digests import bytes_digest, check_digest, split_digest
 from falcopkg.errors import IntegrityError, InvalidReferenceError, NetworkError
 from falcopkg.oci import mediatypes
 from falcopkg.oci.auth import RegistryAuth, Scope, basic_header, parse_www_authenticate
@@ -58,7 +59,6 @@ from falcopkg.retry import (
     parse_retry_after,
     send_with_retries,
 )
-from falcopkg.services.cache import bytes_digest, check_digest, split_digest
 
 CHUNK_SIZE = 1024 * 1024
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit for manifests

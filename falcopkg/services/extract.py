@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, NoReturn, Protocol
 
+from falcopkg.digests import check_digest, split_digest
 from falcopkg.errors import InstallError
-from falcopkg.services.cache import check_digest, split_digest
 
 # 256 KiB: as fast as larger chunks for zlib and sha256, and small enough that buffers are
 # reused instead of freshly mapped (1 MiB chunks made extraction 40% slower).

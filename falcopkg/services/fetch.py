@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol, TextIO, cast
 
+from falcopkg.digests import split_digest
 from falcopkg.errors import FalcopkgError, IntegrityError, OfflineError
-from falcopkg.services.cache import BlobCache, split_digest
+from falcopkg.services.cache import BlobCache
 
 if TYPE_CHECKING:
     from falcopkg.services.extract import ByteReader

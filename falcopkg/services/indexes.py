@@ -261,7 +261,7 @@ class IndexStore:
             data = raw_path.read_bytes()
         except OSError:
             return None
-        from falcopkg.services.cache import bytes_digest
+        from falcopkg.digests import bytes_digest
 
         if bytes_digest(data) != info.digest:
             return None
@@ -397,7 +397,7 @@ class IndexStore:
         ``credential`` overrides the stored one (``index add`` checks new credentials
         before saving them).
         """
-        from falcopkg.services.cache import bytes_digest
+        from falcopkg.digests import bytes_digest
 
         if not config.is_remote:
             loaded, changed = self._read_local(config)
@@ -479,7 +479,7 @@ class IndexStore:
             ) from None
         except OSError as exc:
             raise ConfigError(f"{describe(config)}: cannot read {path}: {exc.strerror}") from None
-        from falcopkg.services.cache import bytes_digest
+        from falcopkg.digests import bytes_digest
 
         digest = bytes_digest(data)
         if info is not None and info.digest == digest:

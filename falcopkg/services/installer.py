@@ -441,7 +441,7 @@ def _apply(
     *,
     prune: bool,
 ) -> SyncReport:
-    from falcopkg.services.cache import file_digest
+    from falcopkg.digests import file_digest
     from falcopkg.services.extract import (
         check_target,
         fsync_directory,

@@ -39,9 +39,10 @@ from falcopkg.core.lockfile import LockedLayer, LockedPlatform
 from falcopkg.core.reference import DIGEST_RE
 from falcopkg.core.resolver import CandidateMetadata, Location
 from falcopkg.core.versions import Version, parse_version, semver_tags
+from falcopkg.digests import split_digest
 from falcopkg.errors import FalcopkgError, OfflineError
 from falcopkg.fsutil import atomic_write_text
-from falcopkg.services.cache import BlobCache, source_key, split_digest
+from falcopkg.services.cache import BlobCache, source_key
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact

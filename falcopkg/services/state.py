@@ -92,7 +92,7 @@ def observe(
     mtime is found too.
     """
     from falcopkg.core.plan import ABSENT, DiskFact, needs_hash
-    from falcopkg.services.cache import file_digest
+    from falcopkg.digests import file_digest
 
     owners = state.owners()
     facts: dict[str, DiskFact] = {}

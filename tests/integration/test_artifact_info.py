@@ -228,8 +228,8 @@ def test_unknown_name_and_missing_repository_are_clear_errors(
 def _upload_manifest(client: RegistryClient, repository: str, type_name: str, body: bytes) -> bytes:
     """Config and layer blobs of ``type_name`` plus the image manifest bytes naming them."""
     from falcopkg.artifact.pack import config_descriptor, image_manifest_bytes
+    from falcopkg.digests import bytes_digest
     from falcopkg.oci.descriptor import Descriptor
-    from falcopkg.services.cache import bytes_digest
 
     artifact_type = get_type(type_name)
     config = json.dumps({"name": "demo", "version": "1.0.0"}).encode()
@@ -273,10 +273,10 @@ def test_platform_manifests_must_agree_on_the_type(
 ) -> None:
     from falcopkg.artifact.pack import image_index_bytes
     from falcopkg.artifact.remote import inspect_artifact
+    from falcopkg.digests import bytes_digest
     from falcopkg.oci import mediatypes
     from falcopkg.oci.descriptor import Descriptor
     from falcopkg.oci.errors import InvalidManifestError
-    from falcopkg.services.cache import bytes_digest
 
     client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
     entries = []

@@ -18,8 +18,8 @@ import pytest
 
 from falcopkg.core.index import parse_index
 from falcopkg.core.index_config import OFFICIAL_INDEX
+from falcopkg.digests import bytes_digest
 from falcopkg.oci.credentials import CredentialStore
-from falcopkg.services.cache import bytes_digest
 from falcopkg.services.indexes import IndexStore
 from tests.cli import CliResult, run_cli
 from tests.conftest import TmpHome

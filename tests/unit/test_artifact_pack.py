@@ -21,9 +21,9 @@ from falcopkg.artifact.pack import (
     pack_files,
     prepare_layer,
 )
+from falcopkg.digests import bytes_digest, file_digest
 from falcopkg.errors import UsageError
 from falcopkg.oci.descriptor import Descriptor
-from falcopkg.services.cache import bytes_digest, file_digest
 
 DATA = Path(__file__).parent.parent / "data" / "artifact"
 CASES = json.loads((DATA / "manifest_cases.json").read_text(encoding="utf-8"))
