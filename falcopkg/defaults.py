@@ -18,4 +18,6 @@ INSTALL_DIR_DEFAULTS: dict[str, str] = {
     "plugins_dir": DEFAULT_PLUGINS_DIR,
     "assets_dir": DEFAULT_ASSETS_DIR,
 }
+# The environment variable overriding each (like the --rulesfiles-dir … flags).
+INSTALL_DIR_ENV: dict[str, str] = {key: "FALCOPKG_" + key.upper() for key in INSTALL_DIR_DEFAULTS}
 DEFAULT_ALLOWED_TYPES: tuple[str, ...] = ("rulesfile", "plugin")

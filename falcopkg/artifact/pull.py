@@ -11,7 +11,7 @@ from pathlib import Path
 from falcopkg.artifact.platforms import host_platform
 from falcopkg.artifact.remote import PlatformManifest, RemoteArtifact, inspect_artifact
 from falcopkg.core.reference import DIGEST_RE
-from falcopkg.oci.client import RegistryClient
+from falcopkg.oci.store import ContentStore
 from falcopkg.services.cache import BlobCache
 from falcopkg.services.extract import extract_into
 
@@ -25,7 +25,7 @@ class PullResult:
 
 
 def pull_artifact(
-    client: RegistryClient,
+    client: ContentStore,
     repository: str,
     reference: str,
     platform: str | None,
@@ -58,7 +58,7 @@ def pull_artifact(
 
 @contextlib.contextmanager
 def _layer_file(
-    client: RegistryClient,
+    client: ContentStore,
     repository: str,
     digest: str,
     size: int,

@@ -1,7 +1,8 @@
 """Artifact types (SPEC §2) as data: each name maps to its config and layer media types.
 
 Code never branches on a type's name; it reads the fields here (``multi_platform`` decides
-whether an artifact is an image index). A new type is one more row in ``ARTIFACT_TYPES``.
+whether an artifact is an image index, ``install_dir`` where it is installed). A new type is
+one more row in ``ARTIFACT_TYPES``. No imports beyond errors: core/ reads this data too.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ class ArtifactType:
     # Its files are Falco rules YAML whose required_* entries fill the config on push.
     reads_rules_yaml: bool = False
     description: str = ""
+    # The [install] key of the directory it is installed into (falcopkg.defaults).
+    install_dir: str = "assets_dir"
 
 
 ARTIFACT_TYPES: dict[str, ArtifactType] = {
@@ -32,6 +35,7 @@ ARTIFACT_TYPES: dict[str, ArtifactType] = {
             layer_media_type="application/vnd.cncf.falco.rulesfile.layer.v1+tar.gz",
             reads_rules_yaml=True,
             description="Falco rules files",
+            install_dir="rulesfiles_dir",
         ),
         ArtifactType(
             name="plugin",
@@ -39,6 +43,7 @@ ARTIFACT_TYPES: dict[str, ArtifactType] = {
             layer_media_type="application/vnd.cncf.falco.plugin.layer.v1+tar.gz",
             multi_platform=True,
             description="Falco plugins (shared libraries, one per platform)",
+            install_dir="plugins_dir",
         ),
         ArtifactType(
             name="asset",
@@ -54,6 +59,13 @@ _BY_MEDIA_TYPE: dict[str, ArtifactType] = {
     for t in ARTIFACT_TYPES.values()
     for media_type in (t.config_media_type, t.layer_media_type)
 }
+
+
+def install_dir_key(type_name: str) -> str | None:
+    """The [install] key (``rulesfiles_dir`` …) for artifacts of ``type_name``; None for a
+    type falcopkg does not know (it cannot be installed)."""
+    artifact_type = ARTIFACT_TYPES.get(type_name)
+    return artifact_type.install_dir if artifact_type is not None else None
 
 
 def get_type(name: str) -> ArtifactType:

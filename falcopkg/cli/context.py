@@ -15,8 +15,9 @@ from falcopkg.errors import ConfigError
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
-    from falcopkg.oci.client import RegistryPool
     from falcopkg.oci.credentials import Credential
+    from falcopkg.services.registries import RegistryAccess
+    from falcopkg.workflows.project import Project
 
 
 @dataclass
@@ -59,17 +60,25 @@ class AppContext:
 
         return load_manifest(path)
 
-    def registry_pool(
+    def project(self) -> Project:
+        """The project session of this command (falco.toml required)."""
+        from falcopkg.workflows.project import Project
+
+        return Project.open(
+            self.require_manifest(), cache_dir=self.cache_dir, reporter=self.console
+        )
+
+    def registries(
         self,
         *,
         plain_http: bool = False,
         credential_overrides: Mapping[str, Credential] | None = None,
         manifest: Manifest | None = None,
-    ) -> RegistryPool:
-        """Registry clients with falco.toml's ``[registries]`` options (in a project) and flags."""
-        from falcopkg.services.registries import registry_pool
+    ) -> RegistryAccess:
+        """Registry access with the user's and (in a project) falco.toml's ``[registries]``."""
+        from falcopkg.services.registries import RegistryAccess
 
-        return registry_pool(
+        return RegistryAccess.configured(
             manifest if manifest is not None else self.load_manifest(),
             plain_http=plain_http,
             credential_overrides=credential_overrides,

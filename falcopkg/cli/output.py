@@ -8,9 +8,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
+
+from falcopkg.text import quantity as quantity  # re-exported for the commands
+
+if TYPE_CHECKING:
+    from falcopkg.services.fetch import DownloadProgress
 
 
 @dataclass
@@ -69,7 +74,8 @@ class Console:
     def is_tty(self) -> bool:
         return sys.stderr.isatty()
 
+    def download_progress(self) -> DownloadProgress | None:
+        """The Reporter's progress display: one line on a terminal, plain lines otherwise."""
+        from falcopkg.cli.progress import Progress
 
-def quantity(number: int, noun: str) -> str:
-    """``1 file``, ``2 files``: a number with its noun, plural when needed."""
-    return f"{number} {noun}" + ("" if number == 1 else "s")
+        return Progress.for_console(self.verbosity, self.is_tty)

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
 import click
 
-from falcopkg.errors import InvalidReferenceError, UsageError
+from falcopkg.core.reference import parse_argument
 
-if TYPE_CHECKING:
-    from falcopkg.core.reference import Reference
-
-
-def reference_argument(text: str) -> Reference:
-    """A reference typed on the command line; a malformed one is a usage error (exit 2),
-    unlike one read from falco.toml (a configuration error, exit 1)."""
-    from falcopkg.core.reference import parse_reference
-
-    try:
-        return parse_reference(text)
-    except InvalidReferenceError as exc:
-        raise UsageError(exc.message, hint=exc.hint) from None
-
+# A reference typed on the command line: a malformed one is a usage error (exit 2).
+reference_argument = parse_argument
 
 # Options several commands share, declared once so their spelling and help stay alike.
 json_option = click.option(
@@ -30,3 +19,36 @@ json_option = click.option(
 plain_http_option = click.option(
     "--plain-http", is_flag=True, help="Talk to registries over plain HTTP (no TLS)."
 )
+
+
+def install_dir_options(command: Any) -> Any:
+    """--rulesfiles-dir/--plugins-dir/--assets-dir with their environment variables."""
+    from falcopkg.defaults import INSTALL_DIR_ENV
+
+    for key, env in reversed(INSTALL_DIR_ENV.items()):
+        flag = "--" + key.replace("_", "-")
+        command = click.option(
+            flag,
+            key,
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar=env,
+            help=f"Install directory overriding [install] {key} [env: {env}].",
+        )(command)
+    return command
+
+
+def chosen_platform(platform: str | None) -> str:
+    """The platform a command installs for: ``platform`` checked, else this machine's."""
+    from falcopkg.artifact.platforms import host_platform, validate_platform
+
+    return validate_platform(platform) if platform else host_platform()
+
+
+def platform_option(command: Any) -> Any:
+    """--platform; the command receives the chosen platform (never None)."""
+    return click.option(
+        "--platform",
+        metavar="OS/ARCH",
+        callback=lambda _context, _param, value: chosen_platform(value),
+        help="Platform whose plugin builds to install (default: this machine).",
+    )(command)

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 TOP_LEVEL_KEYS = ("target", "install", "index", "registries", "dependencies", "falco")
 TARGET_KEYS = ("engine_version", "plugin_api_version", "platforms")
 INSTALL_KEYS = (*INSTALL_DIR_DEFAULTS, "allowed_types")
-REGISTRY_KEYS = ("mirror", "ca_file", "insecure", "plain_http")
+REGISTRY_KEYS = ("mirror", "fallback", "ca_file", "insecure", "plain_http")
+LAYOUT_MIRROR_PREFIX = "oci-layout:"
 DEPENDENCY_KEYS = ("version", "ref", "index", "tag", "digest")
 FALCO_PLUGIN_KEYS = ("library_path", "init_config", "open_params")
 
@@ -65,11 +66,12 @@ class InstallSettings:
     assets_dir: str = DEFAULT_ASSETS_DIR
     allowed_types: tuple[str, ...] = DEFAULT_ALLOWED_TYPES
 
-    def directory_for(self, artifact_type: str) -> str:
-        """Where artifacts of ``artifact_type`` are installed (unknown types: assets)."""
-        return {"rulesfile": self.rulesfiles_dir, "plugin": self.plugins_dir}.get(
-            artifact_type, self.assets_dir
-        )
+    def directory_for(self, artifact_type: str) -> str | None:
+        """Where artifacts of ``artifact_type`` are installed (None: a type not installable)."""
+        from falcopkg.artifact.types import install_dir_key
+
+        key = install_dir_key(artifact_type)
+        return None if key is None else str(getattr(self, key))
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class RegistrySettings:
     ca_file: Path | None = None  # relative paths are resolved against the manifest's directory
     insecure: bool = False
     plain_http: bool = False
+    fallback: bool = False  # a mirror that lacks something: ask the origin instead of failing
 
 
 @dataclass(frozen=True)
@@ -347,6 +350,8 @@ class _Reader:
                 if "mirror" in entry
                 else None
             )
+            if mirror is not None:
+                mirror = self.mirror(mirror, (*at, "mirror"))
             ca_file = None
             if "ca_file" in entry:
                 ca_file = self.path.parent / self.string(
@@ -361,8 +366,32 @@ class _Reader:
                 plain_http=self.boolean(entry["plain_http"], (*at, "plain_http"))
                 if "plain_http" in entry
                 else False,
+                fallback=self.boolean(entry["fallback"], (*at, "fallback"))
+                if "fallback" in entry
+                else False,
             )
         return result
+
+    def mirror(self, text: str, at: tuple[str, ...]) -> str:
+        """A mirror as given, checked; an ``oci-layout:`` path made relative to this file's
+        directory (so the same setting works from any current directory)."""
+        if text.startswith(LAYOUT_MIRROR_PREFIX):
+            layout = text[len(LAYOUT_MIRROR_PREFIX) :]
+            if not layout.strip():
+                raise self.error(
+                    at,
+                    "the oci-layout: mirror names no directory",
+                    hint='mirror = "oci-layout:vendor"',
+                )
+            return LAYOUT_MIRROR_PREFIX + str(self.path.parent / Path(layout).expanduser())
+        host = text.strip("/").partition("/")[0]
+        if not is_valid_host(host):
+            raise self.error(
+                at,
+                f"{text!r} is neither a registry (HOST[:PORT][/PREFIX]) nor oci-layout:DIR",
+                hint='mirror = "registry.internal:5000/falco" or mirror = "oci-layout:vendor"',
+            )
+        return text.strip("/")
 
     def dependencies(
         self, value: Any, indexes: tuple[IndexConfig, ...]

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from falcopkg.defaults import INSTALL_DIR_DEFAULTS
+from falcopkg.artifact.types import ARTIFACT_TYPES, install_dir_key
 from falcopkg.errors import InstallError
 
 ActionKind = Literal["add", "update", "remove", "keep-modified", "keep-unowned"]
@@ -38,13 +38,6 @@ Cause = Literal[
     "unowned",  # a file falcopkg did not install is in the way
     "unlocked",  # installed by falcopkg, no longer locked
 ]
-
-# Which [install] directory each artifact type goes to (SPEC §5): type ``T`` → ``Ts_dir``.
-# Types are data: a new type needs a key in falcopkg.defaults.INSTALL_DIR_DEFAULTS and a
-# row in falcopkg.artifact.types.
-INSTALL_DIR_BY_TYPE: dict[str, str] = {
-    key.removesuffix("s_dir"): key for key in INSTALL_DIR_DEFAULTS
-}
 
 # A record no real file matches: kept local changes whose artifact moved to a new layer.
 UNKNOWN_STAMP = -1
@@ -480,12 +473,12 @@ def desired_files(
                 (artifact.name, f"type {artifact.type} is not in [install].allowed_types")
             )
             continue
-        key = INSTALL_DIR_BY_TYPE.get(artifact.type)
+        key = install_dir_key(artifact.type)
         if key is None or key not in directories:
             raise InstallError(
                 f"{lock_source}: artifact {artifact.name} has type {artifact.type!r}, which "
                 "falcopkg does not know where to install",
-                hint=f"known types: {', '.join(INSTALL_DIR_BY_TYPE)}",
+                hint=f"known types: {', '.join(ARTIFACT_TYPES)}",
             )
         layer = artifact.layer_for(platform)
         if layer is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from falcopkg.errors import InvalidReferenceError
+from falcopkg.errors import InvalidReferenceError, UsageError
 
 # OCI distribution grammar (distribution-spec "pulling manifests").
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -117,3 +117,12 @@ def parse_reference(text: str) -> Reference:
             hint="repository paths are lowercase letters, digits and separators . _ - /",
         )
     return Reference(host, repository, tag, digest)
+
+
+def parse_argument(text: str) -> Reference:
+    """A reference typed on the command line; a malformed one is a usage error (exit 2),
+    unlike one read from falco.toml (a configuration error, exit 1)."""
+    try:
+        return parse_reference(text)
+    except InvalidReferenceError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None

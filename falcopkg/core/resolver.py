@@ -21,9 +21,9 @@ as they appear; alternatives groups nobody satisfied are settled last. A preferr
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from falcopkg.artifact.config import Dependency
@@ -34,7 +34,6 @@ from falcopkg.errors import FalcopkgError, ResolutionError
 
 MANIFEST_ORIGIN = "falco.toml"
 MAX_LINES = 12  # conflict lines shown in one error
-RECURSION_LIMIT = 50_000
 LOOKAHEAD_LEVELS = 3  # rulesfile → plugin → …: levels of dependencies prefetched at once
 
 
@@ -199,6 +198,28 @@ class _Failure:
         return cls(lines, hints, culprits)
 
 
+@dataclass
+class _Frame:
+    """One name being decided: the candidates left and why the tried ones failed."""
+
+    name: str
+    state: _State
+    candidates: Iterator[tuple[Version | None, str]]
+    own: frozenset[str] | None  # who constrains ``name`` (None: unknown)
+    failures: list[_Failure] = field(default_factory=list)
+    culprits: set[str] | None = field(default_factory=set)
+
+    def failed(self, failure: _Failure) -> None:
+        self.failures.append(failure)
+        if self.culprits is not None:
+            self.culprits = None if failure.culprits is None else self.culprits | failure.culprits
+
+    def exhausted(self) -> _Failure:
+        if self.culprits is None or self.own is None:
+            return _Failure.merge(self.failures, None)
+        return _Failure.merge(self.failures, frozenset((self.culprits - {self.name}) | self.own))
+
+
 def _hints(*texts: str) -> dict[str, str]:
     """Hints keyed by their own text (for those not tied to one constraint)."""
     return {text: text for text in texts}
@@ -227,7 +248,7 @@ def resolve(
     preferences: Mapping[str, Version] | None = None,
     *,
     allowed_types: Sequence[str] | None = None,
-    directory_for: Callable[[str], str] | None = None,
+    directory_for: Callable[[str], str | None] | None = None,
     max_attempts: int = 20_000,
     requested_by: str | None = None,
 ) -> Resolution:
@@ -385,13 +406,7 @@ class _Resolver:
             constraint = None if spec.is_pinned else spec.constraint
             state = state.with_need(_Need(spec.name, constraint, self.origin, spec.describe()))
         self.prefetch(state, list(self.roots))
-        # The search recurses once per decided name; allow projects of many thousands.
-        limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
-        try:
-            result = self.solve(state)
-        finally:
-            sys.setrecursionlimit(limit)
+        result = self.solve(state)
         if isinstance(result, _Failure):
             lines = result.lines[:MAX_LINES]
             more = len(result.lines) - len(lines)
@@ -402,42 +417,62 @@ class _Resolver:
             )
         return self.assemble(result)
 
-    def solve(self, state: _State) -> _State | _Failure:
-        name = state.next_name()
-        if name is None:
+    def solve(self, root: _State) -> _State | _Failure:
+        """Depth-first search with backjumping, one frame per decided name.
+
+        Iterative (an explicit stack, not recursion), so a project of many thousands of
+        artifacts needs no change to the interpreter's recursion limit.
+        """
+        frames: list[_Frame] = []
+        outcome = self._open(root, frames)
+        while True:
+            if outcome is not None:
+                if not isinstance(outcome, _Failure) or not frames:
+                    return outcome  # a solution ends the whole search; so does the root's failure
+                frame = frames[-1]
+                if outcome.culprits is not None and frame.name not in outcome.culprits:
+                    frames.pop()  # backjump: no version of this name can fix that
+                    continue
+                frame.failed(outcome)
+            frame = frames[-1]
+            outcome = None
+            for version, reference in frame.candidates:
+                self.attempts += 1
+                if self.attempts > self.max_attempts:
+                    raise ResolutionError(
+                        f"gave up after trying {self.max_attempts} candidates",
+                        hint=f"narrow the version constraints {self.where}",
+                    )
+                metadata = self.metadata(frame.name, reference)
+                chosen = self.choose(
+                    _Candidate(frame.name, version, reference, metadata), frame.state
+                )
+                if isinstance(chosen, _Failure):
+                    frame.failed(chosen)
+                    continue
+                outcome = self._open(chosen, frames)
+                break
+            else:
+                frames.pop()
+                outcome = frame.exhausted()
+
+    def _open(self, state: _State, frames: list[_Frame]) -> _State | _Failure | None:
+        """Start deciding the next name of ``state`` (push its frame: None), or the outcome
+        when nothing is left to decide or the next name has no candidate."""
+        while True:
+            name = state.next_name()
+            if name is not None:
+                break
             expanded = self.settle_groups(state)
-            if expanded is None:
-                return state
-            if isinstance(expanded, _Failure):
-                return expanded
-            return self.solve(expanded)
-        candidates = self.ordered_refs(name, state.needs.get(name, ()))
+            if expanded is None or isinstance(expanded, _Failure):
+                return state if expanded is None else expanded
+            state = expanded
+        needs = state.needs.get(name, ())
+        candidates = self.ordered_refs(name, needs)
         if not candidates:
             return self.no_candidate(name, state)
-        failures: list[_Failure] = []
-        culprits: set[str] | None = set()
-        for version, reference in candidates:
-            self.attempts += 1
-            if self.attempts > self.max_attempts:
-                raise ResolutionError(
-                    f"gave up after trying {self.max_attempts} candidates",
-                    hint=f"narrow the version constraints {self.where}",
-                )
-            candidate = _Candidate(name, version, reference, self.metadata(name, reference))
-            result = self.choose(candidate, state)
-            if not isinstance(result, _Failure):
-                result = self.solve(result)
-                if not isinstance(result, _Failure):
-                    return result
-                if result.culprits is not None and name not in result.culprits:
-                    return result  # backjump: no version of `name` can fix this
-            failures.append(result)
-            if culprits is not None:
-                culprits = None if result.culprits is None else culprits | result.culprits
-        own = _culprits(state.needs.get(name, ()))
-        if culprits is None or own is None:
-            return _Failure.merge(failures, None)
-        return _Failure.merge(failures, frozenset((culprits - {name}) | own))
+        frames.append(_Frame(name, state, iter(candidates), _culprits(needs)))
+        return None
 
     def ordered_refs(self, name: str, needs: Sequence[_Need]) -> list[tuple[Version | None, str]]:
         """Candidates every need allows, newest first, the preferred one first."""
@@ -691,13 +726,15 @@ def _root_constraint(spec: DependencySpec) -> str:
 
 
 def check_file_conflicts(
-    resolution: Resolution, platforms: Sequence[str], directory_for: Callable[[str], str]
+    resolution: Resolution, platforms: Sequence[str], directory_for: Callable[[str], str | None]
 ) -> None:
     """ResolutionError when two artifacts would install the same path into one directory."""
     owners: dict[tuple[str, str, str], str] = {}
     for name in sorted(resolution.artifacts):
         artifact = resolution.artifacts[name]
         directory = directory_for(artifact.metadata.type)
+        if directory is None:
+            continue  # a type that is not installed cannot conflict
         for platform in platforms:
             locked = artifact.metadata.platforms.get(platform) or artifact.metadata.platforms.get(
                 ""
@@ -705,7 +742,8 @@ def check_file_conflicts(
             if locked is None:
                 continue
             for path in locked.layer.files:
-                key = (directory, path.lstrip("./"), platform)
+                # "./a.yaml" and "a.yaml" are one file (a prefix, not characters, is dropped).
+                key = (directory, PurePosixPath(path).as_posix(), platform)
                 other = owners.setdefault(key, name)
                 if other != name:
                     first = resolution.artifacts[other]

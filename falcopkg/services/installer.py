@@ -54,7 +54,7 @@ from falcopkg.services import state as state_files
 if TYPE_CHECKING:
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.extract import ByteReader, ExtractedFile
-    from falcopkg.services.fetch import ClientFor, Mirror, Progress
+    from falcopkg.services.fetch import DownloadProgress, StoreRouter
 
 LOCK_WAIT_SECONDS = 600.0
 
@@ -157,13 +157,12 @@ class SizedLayer(LayerLike, Protocol):
 
 @dataclass(frozen=True)
 class BlobAccess:
-    """How to get blobs: the cache, a lazily built registry pool, mirrors, offline mode."""
+    """How to get blobs: the cache, then the stores (registries, mirrors), offline mode."""
 
     cache: BlobCache
-    client_for: ClientFor | None
-    mirrors: Mapping[str, Mirror] = field(default_factory=dict)
+    stores: StoreRouter | None
     offline: bool = False
-    progress: Progress | None = None
+    progress: DownloadProgress | None = None
 
 
 def install_artifacts(
@@ -222,9 +221,8 @@ def blob_fetcher(
         return ensure_blobs(
             requests,
             blobs.cache,
-            blobs.client_for,
+            blobs.stores,
             offline=blobs.offline,
-            mirrors=blobs.mirrors,
             progress=blobs.progress,
             on_ready=on_ready,
             on_stream=on_stream,

@@ -32,10 +32,10 @@ from falcopkg.services.lockio import write_lock_if_changed as write_lock_if_chan
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
-    from falcopkg.oci.client import RegistryPool
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import LoadedIndex
     from falcopkg.services.metadata import RegistryMetadataProvider
+    from falcopkg.services.registries import RegistryAccess
 
 
 class Messages(Protocol):
@@ -85,7 +85,7 @@ def lock_project(
     upgrade: bool = False,
     upgrade_packages: Sequence[str] = (),
     offline: bool = False,
-    pool: RegistryPool | None,
+    stores: RegistryAccess | None,
     cache: BlobCache,
     console: Messages | None = None,
     follow_dependencies: bool = True,
@@ -95,7 +95,7 @@ def lock_project(
 
     ``existing_lock`` pins are preferred unless ``upgrade`` (all) or named in
     ``upgrade_packages``; ResolutionError explains a conflict, OfflineError names what
-    ``offline`` lacks. ``pool`` may be None with ``offline``. ``follow_dependencies=False``
+    ``offline`` lacks. ``stores`` may be None with ``offline``. ``follow_dependencies=False``
     locks only the manifest's own artifacts (`artifact install --no-resolve-deps`).
     ``requested_by`` names where the dependencies come from when that is not falco.toml
     (`artifact install`: "the command line"), for conflict messages.
@@ -113,7 +113,9 @@ def lock_project(
         )
     kept = [] if existing_lock is None or upgrade else list(existing_lock.artifacts)
     kept = [artifact for artifact in kept if artifact.name not in upgrade_packages]
-    provider: MetadataProvider = _provider(manifest, kept, offline=offline, pool=pool, cache=cache)
+    provider: MetadataProvider = _provider(
+        manifest, kept, offline=offline, stores=stores, cache=cache
+    )
     if not follow_dependencies:
         provider = _WithoutDependencies(provider)
     if console is not None:
@@ -150,12 +152,11 @@ def _provider(
     locked: Sequence[LockedArtifact],
     *,
     offline: bool,
-    pool: RegistryPool | None,
+    stores: RegistryAccess | None,
     cache: BlobCache,
 ) -> RegistryMetadataProvider:
     """A metadata provider that knows the digests ``locked`` pins (the lock is the cache of
     tag → digest, so kept versions need no manifest request)."""
-    from falcopkg.services.fetch import parse_mirror
     from falcopkg.services.metadata import RegistryMetadataProvider, tag_key
 
     known_digests: dict[tuple[str, str], str] = {}
@@ -164,19 +165,13 @@ def _provider(
             known_digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
         if artifact.tag is not None:
             known_digests[(artifact.source, tag_key(artifact.tag))] = artifact.digest
-    mirrors = {
-        host: parse_mirror(settings.mirror, manifest.directory)
-        for host, settings in manifest.registries.items()
-        if settings.mirror
-    }
     return RegistryMetadataProvider(
-        pool=None if offline else pool,
+        stores=stores,
         cache=cache,
         locate=Locator(manifest, cache.root, offline=offline),
         platforms=manifest.target.platforms,
         known_digests=known_digests,
         offline=offline,
-        mirrors=mirrors,
     )
 
 
@@ -221,14 +216,14 @@ def find_outdated(
     lock: Lock,
     *,
     offline: bool = False,
-    pool: RegistryPool | None,
+    stores: RegistryAccess | None,
     cache: BlobCache,
     console: Messages | None = None,
 ) -> list[OutdatedArtifact]:
     """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
     from falcopkg.errors import ResolutionError
 
-    provider = _provider(manifest, lock.artifacts, offline=offline, pool=pool, cache=cache)
+    provider = _provider(manifest, lock.artifacts, offline=offline, stores=stores, cache=cache)
     try:
         upgraded: Resolution | None = _resolve(manifest, provider, {})
     except ResolutionError as exc:

@@ -46,8 +46,8 @@ from falcopkg.services.cache import BlobCache, source_key
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
-    from falcopkg.oci.client import RegistryClient, RegistryPool
-    from falcopkg.services.fetch import Mirror
+    from falcopkg.oci.store import ContentStore
+    from falcopkg.services.registries import RegistryAccess
 
 RECORD_FORMAT = 1
 DEFAULT_WORKERS = 8
@@ -125,23 +125,21 @@ class RegistryMetadataProvider:
     def __init__(
         self,
         *,
-        pool: RegistryPool | None,
+        stores: RegistryAccess | None,
         cache: BlobCache,
         locate: Callable[[str], Location],
         platforms: Sequence[str],
         known_digests: Mapping[tuple[str, str], str] | None = None,
         offline: bool = False,
-        mirrors: Mapping[str, Mirror] | None = None,
         workers: int = DEFAULT_WORKERS,
     ) -> None:
-        self.pool = pool
+        self.stores = stores
         self.cache = cache
         self.records = MetadataCache(cache.root)
         self._locate = locate
         self.platforms = tuple(platforms)
         self.known_digests = dict(known_digests or {})
         self.offline = offline
-        self.mirrors = dict(mirrors or {})
         self.workers = workers
         self._lock = threading.Lock()
         self._locations: dict[str, Location] = {}
@@ -211,7 +209,8 @@ class RegistryMetadataProvider:
         if tags is not None:
             return tags
         cached = self.records.tags(source)
-        if self.offline:
+        fetch = self._can_fetch(source)
+        if not fetch:
             if cached is None:
                 raise OfflineError(
                     f"no cached tag list for {source}, and --offline forbids fetching it",
@@ -227,13 +226,13 @@ class RegistryMetadataProvider:
             if cached is not None:
                 for tag, digest in dict(cached.get("digests", {})).items():
                     seen.setdefault(tag, digest)
-            if not self.offline:
+            if fetch:
                 self.records.save_tags(source, tags, seen)
         return tags
 
     def _digest_for_tag(self, source: str, tag: str) -> str | None:
         known = self.known_digests.get((source, tag_key(tag)))
-        if known is not None or not self.offline:
+        if known is not None or self._can_fetch(source):
             return known
         # Offline without a lock entry: the digest the tag had when we last looked.
         self._tag_list(source)
@@ -259,10 +258,11 @@ class RegistryMetadataProvider:
         is_digest = bool(DIGEST_RE.match(reference))
         digest = reference if is_digest else self._digest_for_tag(source, reference)
         record = self.records.root_record(digest) if digest else None
-        if record is None and not is_digest and not self.offline:
+        fetch = self._can_fetch(source)
+        if record is None and not is_digest and fetch:
             digest, record = self._cached_by_head(source, reference)
         if record is None:
-            if self.offline:
+            if not fetch:
                 what = f"{source}@{digest}" if digest else f"{source}:{reference}"
                 raise OfflineError(
                     f"the metadata of {what} is not cached, and --offline forbids fetching it",
@@ -357,10 +357,7 @@ class RegistryMetadataProvider:
         from falcopkg.services.fetch import BlobRequest, ensure_blobs
 
         request = BlobRequest(label, source, digest, size)
-        client_for = self._client_for if self.pool is not None else None
-        archive = ensure_blobs(
-            [request], self.cache, client_for, offline=self.offline, mirrors=self.mirrors
-        )[digest]
+        archive = ensure_blobs([request], self.cache, self.stores, offline=self.offline)[digest]
         if not reads_rules:
             return list_layer(archive, label), ArtifactConfig()
         staging = new_staging_dir(self.cache.root / "tmp")
@@ -383,19 +380,15 @@ class RegistryMetadataProvider:
 
     # -- registries ----------------------------------------------------------------------------
 
-    def _client_for(self, host: str) -> RegistryClient:
-        if self.pool is None:
-            raise OfflineError(f"cannot reach {host}: no registry access", hint=OFFLINE_HINT)
-        return self.pool.client(host)
+    def _can_fetch(self, source: str) -> bool:
+        """Whether ``source`` may be asked: online, or served by a local (layout) mirror."""
+        return self.stores is not None and (not self.offline or self.stores.is_local(source))
 
-    def _endpoint(self, source: str) -> tuple[RegistryClient, str]:
-        """The client and repository to ask for ``source``, through a registry mirror."""
-        host, _, repository = source.partition("/")
-        mirror = self.mirrors.get(host)
-        if mirror is not None and mirror.host is not None:
-            host = mirror.host
-            repository = f"{mirror.prefix}/{repository}" if mirror.prefix else repository
-        return self._client_for(host), repository
+    def _endpoint(self, source: str) -> tuple[ContentStore, str]:
+        """The store and repository to ask for ``source`` (its mirror, if it has one)."""
+        if self.stores is None:
+            raise OfflineError(f"cannot reach {source}: no registry access", hint=OFFLINE_HINT)
+        return self.stores.endpoint(source)
 
 
 def _root_record(remote: RemoteArtifact) -> dict[str, Any]:

@@ -24,10 +24,11 @@ from falcopkg.artifact.push import push_artifact
 from falcopkg.artifact.types import get_type
 from falcopkg.core.lockfile import Lock
 from falcopkg.core.manifest import load_manifest
-from falcopkg.oci.client import RegistryClient, RegistryOptions, RegistryPool
+from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.services import lockio
 from falcopkg.services.cache import BlobCache
 from falcopkg.services.locking import lock_project
+from falcopkg.services.registries import RegistryAccess
 from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
@@ -331,15 +332,15 @@ def test_lock_check_passes_then_fails_after_a_manifest_change(
     assert (project / "falco.lock").read_bytes() == locked
 
 
-class CountingPool(RegistryPool):
-    """A real pool whose clients record every API call (method name, repository)."""
+class CountingAccess(RegistryAccess):
+    """Real registry access whose clients record every API call (method name, repository)."""
 
     def __init__(self, calls: list[tuple[str, str]]) -> None:
-        super().__init__(default=RegistryOptions(plain_http=True))
+        super().__init__({}, plain_http=True)
         self.calls = calls
 
-    def client(self, host: str) -> RegistryClient:
-        real = super().client(host)
+    def origin(self, host: str) -> RegistryClient:
+        real = super().origin(host)
         calls = self.calls
 
         class Recording:
@@ -364,13 +365,13 @@ def test_relock_with_nothing_changed_fetches_only_tag_lists(
     manifest = load_manifest(project / "falco.toml")
     cache = BlobCache(tmp_home.cache_dir)
     cold_calls: list[tuple[str, str]] = []
-    with CountingPool(cold_calls) as pool:
-        first = lock_project(manifest, existing_lock=None, pool=pool, cache=cache)
+    with CountingAccess(cold_calls) as pool:
+        first = lock_project(manifest, existing_lock=None, stores=pool, cache=cache)
     assert {name for name, _ in cold_calls} >= {"list_tags", "get_manifest", "get_blob_bytes"}
 
     warm_calls: list[tuple[str, str]] = []
-    with CountingPool(warm_calls) as pool:
-        second = lock_project(manifest, existing_lock=first, pool=pool, cache=cache)
+    with CountingAccess(warm_calls) as pool:
+        second = lock_project(manifest, existing_lock=first, stores=pool, cache=cache)
     assert second == first
     tag_lists = sorted(("list_tags", catalog.repository(a.name)) for a in first.artifacts)
     assert sorted(warm_calls) == tag_lists
@@ -378,8 +379,8 @@ def test_relock_with_nothing_changed_fetches_only_tag_lists(
     # Without a lock, the warm cache still spares every manifest GET, config and layer:
     # one HEAD per artifact checks that its tag still names the cached digest.
     no_lock_calls: list[tuple[str, str]] = []
-    with CountingPool(no_lock_calls) as pool:
-        third = lock_project(manifest, existing_lock=None, pool=pool, cache=cache)
+    with CountingAccess(no_lock_calls) as pool:
+        third = lock_project(manifest, existing_lock=None, stores=pool, cache=cache)
     assert third == first
     heads = sorted(("head_manifest", catalog.repository(a.name)) for a in first.artifacts)
     assert sorted(no_lock_calls) == sorted(tag_lists + heads)

@@ -17,6 +17,7 @@ from falcopkg.services.extract import ByteReader
 from falcopkg.services.fetch import BlobRequest, ensure_blobs
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
+from tests.fixtures.stores import OneStore
 
 pytestmark = pytest.mark.registry
 
@@ -55,7 +56,7 @@ def test_a_download_is_read_once_by_the_consumer_and_lands_in_the_cache(
     paths = ensure_blobs(
         [BlobRequest("blobs 1.0.0", f"{client.host}/acme/blobs", DIGEST, len(BLOB))],
         cache,
-        lambda host: client,
+        OneStore(client),
         on_stream=lambda digest, raw: streamed.append(_read_all(raw)),
         on_ready=lambda digest, path, downloaded: ready.append((digest, downloaded)),
     )
@@ -84,7 +85,7 @@ def test_a_stream_broken_midway_falls_back_to_the_retrying_download(
     paths = ensure_blobs(
         [BlobRequest("blobs 1.0.0", f"{client.host}/acme/blobs", DIGEST, len(BLOB))],
         cache,
-        lambda host: client,
+        OneStore(client),
         on_stream=consume,
         on_ready=lambda digest, path, downloaded: ready.append((digest, downloaded)),
     )
@@ -115,7 +116,7 @@ def test_a_consumer_error_on_damaged_bytes_is_reported_as_damage(
         ensure_blobs(
             [BlobRequest("blobs 1.0.0", f"{client.host}/acme/blobs", DIGEST, len(BLOB))],
             cache,
-            lambda host: client,
+            OneStore(client),
             on_stream=refuse,
         )
     assert not cache.has(DIGEST)

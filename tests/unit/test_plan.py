@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import yaml
 
-from falcopkg.cli.commands.install import scan_install_dirs
 from falcopkg.core.plan import (
     ABSENT,
     ArtifactRecord,
@@ -25,6 +24,7 @@ from falcopkg.core.plan import (
 )
 from falcopkg.defaults import INSTALL_DIR_DEFAULTS as DEFAULT_DIRS
 from falcopkg.errors import InstallError
+from falcopkg.workflows.noop import scan_install_dirs
 
 DATA = Path(__file__).parent.parent / "data" / "plan"
 

@@ -22,7 +22,7 @@ from falcopkg.services.indexes import IndexStore, LoadedIndex
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
-    from falcopkg.oci.client import RegistryClient
+    from falcopkg.oci.store import ContentStore
 
 DESCRIPTION_WIDTH = 60
 HEAD_WORKERS = 8
@@ -198,8 +198,10 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     indexes = load_indexes(app) if reference.is_index_name else []
     located, entry, index_name = resolve_reference(reference, indexes)
     assert located.registry is not None
-    with app.registry_pool(plain_http=plain_http) as pool:
-        details = _gather(pool.client(located.registry), located.repository, located.version_ref)
+    with app.registries(plain_http=plain_http) as registries:
+        # Through the registry's mirror, if it has one, like every other read.
+        store, repository = registries.endpoint(f"{located.registry}/{located.repository}")
+        details = _gather(store, repository, located.version_ref)
     result = ArtifactInfo(
         reference=located.locator,
         entry=entry,
@@ -217,7 +219,7 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
 
 
 def _gather(
-    client: RegistryClient, repository: str, version_ref: str | None
+    client: ContentStore, repository: str, version_ref: str | None
 ) -> tuple[list[str], list[str], dict[str, str | None], str | None, RemoteArtifact]:
     """Tags, versions (newest first), floating tags, the selected tag and the artifact."""
     from falcopkg.artifact.remote import inspect_artifact
@@ -257,7 +259,7 @@ def _gather(
     return tags, versions, floating, selected_tag, remote
 
 
-def _tag_digests(client: RegistryClient, repository: str, tags: Sequence[str]) -> dict[str, str]:
+def _tag_digests(client: ContentStore, repository: str, tags: Sequence[str]) -> dict[str, str]:
     """Manifest digest of each tag (HEAD requests in parallel); missing tags are skipped."""
     from concurrent.futures import ThreadPoolExecutor
 

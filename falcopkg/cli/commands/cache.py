@@ -40,8 +40,8 @@ def dir_(app: AppContext) -> None:
 @pass_app
 def clean(app: AppContext) -> None:
     """Remove everything from the cache (blobs, metadata, indexes)."""
+    from falcopkg.cli.progress import format_size
     from falcopkg.services.cache import clean_cache
-    from falcopkg.services.fetch import format_size
 
     removed = clean_cache(app.cache_dir)
     app.console.info(
@@ -59,8 +59,8 @@ def clean(app: AppContext) -> None:
 @pass_app
 def prune(app: AppContext, max_age: str) -> None:
     """Remove blobs and metadata not used for a while, and leftovers of interrupted runs."""
+    from falcopkg.cli.progress import format_size
     from falcopkg.services.cache import cache_usage, prune_cache
-    from falcopkg.services.fetch import format_size
 
     removed = prune_cache(app.cache_dir, max_age_seconds=parse_duration(max_age))
     left = cache_usage(app.cache_dir)

@@ -44,7 +44,7 @@ def registry_client(
     """A client for ``host`` with falco.toml's options; the credential is ``credential`` or
     looked up lazily in the §9 order."""
     overrides = {host: credential} if credential is not None else None
-    return app.registry_pool(plain_http=plain_http, credential_overrides=overrides).client(host)
+    return app.registries(plain_http=plain_http, credential_overrides=overrides).origin(host)
 
 
 def _registry_reference(text: str, command: str) -> Reference:
@@ -227,10 +227,12 @@ def pull(
     chosen_platform = validate_platform(platform) if platform else None
     version_ref = reference.version_ref or DEFAULT_TAG
     console = app.console
-    with registry_client(app, reference.registry, plain_http=plain_http) as client:
+    with app.registries(plain_http=plain_http) as registries:
+        # Through the registry's mirror, if it has one, like every other read.
+        store, repository = registries.endpoint(f"{reference.registry}/{reference.repository}")
         result = pull_artifact(
-            client,
-            reference.repository,
+            store,
+            repository,
             version_ref,
             chosen_platform,
             out_dir,

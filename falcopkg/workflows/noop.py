@@ -1,0 +1,163 @@
+"""The no-op check of `sync`: standard library only, so it costs little more than starting
+Python. It fingerprints the bytes of falco.toml and falco.lock plus the options, compares that
+with the stamp the last complete sync left in each directory's state, then ``lstat``s the
+installed files. Any doubt means "not a no-op" and the full sync decides.
+
+One source of truth: the full sync writes :func:`sync_fingerprint` of the very bytes it
+parsed; this module computes the same function for the fast path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from falcopkg import __version__
+from falcopkg.defaults import INSTALL_DIR_DEFAULTS, INSTALL_DIR_ENV
+
+if TYPE_CHECKING:
+    from falcopkg.core.manifest import Manifest
+    from falcopkg.workflows.project import Project
+
+
+class DirectoryOverrides:
+    """Install directories from flags/env, absolute (relative to the current directory)."""
+
+    __slots__ = ("dirs",)
+
+    def __init__(self, dirs: Mapping[str, Path] | None = None) -> None:
+        self.dirs = dict(dirs or {})
+
+    @classmethod
+    def of(cls, **given: Path | str | None) -> DirectoryOverrides:
+        return cls({k: Path(os.path.abspath(os.path.expanduser(v))) for k, v in given.items() if v})
+
+    @classmethod
+    def from_environment(cls) -> DirectoryOverrides:
+        return cls.of(**{key: os.environ.get(env) for key, env in INSTALL_DIR_ENV.items()})
+
+
+def install_directories(manifest: Manifest, overrides: DirectoryOverrides) -> dict[str, Path]:
+    """[install] directories (relative to falco.toml's directory), overridden by flags/env."""
+    configured = {key: getattr(manifest.install, key) for key in INSTALL_DIR_DEFAULTS}
+    return directories_of(manifest.directory, configured, overrides)
+
+
+def directories_of(
+    project_dir: Path, configured: Mapping[str, str], overrides: DirectoryOverrides
+) -> dict[str, Path]:
+    """Each install directory: its override, else its [install] value under ``project_dir``
+    (the one rule, shared by the full path and the fast path)."""
+    return {
+        key: overrides.dirs.get(key) or project_dir / os.path.expanduser(configured[key])
+        for key in INSTALL_DIR_DEFAULTS
+    }
+
+
+def sync_fingerprint(
+    manifest_bytes: bytes,
+    lock_bytes: bytes,
+    platform: str,
+    directories: Mapping[str, Path],
+    overrides: DirectoryOverrides,
+    *,
+    frozen: bool,
+) -> str:
+    """What a sync's result depends on: inputs' bytes, platform, directories, mode, version.
+
+    Directories given by flags/env are marked as such, so a directory read from falco.toml
+    never matches a stamp made with the same directory as an override. A frozen sync gets
+    another fingerprint: it did not check the lock against falco.toml.
+    """
+    hasher = _sha256()
+    for part in (
+        b"falcopkg-sync-2",
+        __version__.encode(),
+        manifest_bytes,
+        lock_bytes,
+        platform.encode(),
+        *(
+            f"{k}{'!' if k in overrides.dirs else '='}{os.path.normpath(directories[k])}".encode()
+            for k in INSTALL_DIR_DEFAULTS
+        ),
+        b"frozen" if frozen else b"checked",
+    ):
+        hasher.update(len(part).to_bytes(8, "big"))
+        hasher.update(part)
+    return "sha256:" + hasher.hexdigest()
+
+
+class _Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+def _sha256() -> _Hasher:
+    """A sha256 hasher without hashlib's OpenSSL import (3 ms of a 25 ms budget) when the
+    interpreter has its builtin module (``_sha2`` from 3.12, ``_sha256`` before)."""
+    for module in ("_sha2", "_sha256"):
+        try:
+            hasher: _Hasher = __import__(module).sha256()
+            return hasher
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256()
+
+
+_INSTALL_HEADER_RE = re.compile(r"^\s*\[\s*install\s*\]\s*(?:#.*)?$")
+_TABLE_HEADER_RE = re.compile(r"^\s*\[")
+_SIMPLE_DIR_RE = re.compile(
+    rf'^\s*({"|".join(INSTALL_DIR_DEFAULTS)})\s*=\s*"([^"\\]*)"\s*(?:#.*)?$'
+)
+
+
+def scan_install_dirs(text: str) -> dict[str, str] | None:
+    """The [install] directories of falco.toml's text, for the fast path only.
+
+    Deliberately narrow: only ``key = "plain string"`` lines inside ``[install]``; any other
+    spelling of these keys (dotted keys, inline tables, escapes, literal strings) gives
+    None and the full path, with the real TOML parser, decides. A wrong answer cannot make
+    a false no-op either: the directories are part of the fingerprint.
+    """
+    found: dict[str, str] = {}
+    in_install = False
+    for line in text.splitlines():
+        if _TABLE_HEADER_RE.match(line):
+            in_install = bool(_INSTALL_HEADER_RE.match(line))
+            continue
+        if not any(key in line for key in INSTALL_DIR_DEFAULTS):
+            continue
+        match = _SIMPLE_DIR_RE.match(line)
+        if not in_install or match is None or match.group(1) in found:
+            if line.lstrip().startswith("#"):
+                continue
+            return None
+        found[match.group(1)] = match.group(2)
+    return {key: found.get(key, default) for key, default in INSTALL_DIR_DEFAULTS.items()}
+
+
+def quick_noop(
+    project: Project, platform: str, overrides: DirectoryOverrides, *, frozen: bool
+) -> tuple[int, int] | None:
+    """(files, artifacts) if a complete sync with these exact inputs is still intact on disk.
+
+    Stdlib only, no TOML parser: the [install] lines, json and lstat. Any doubt → None.
+    """
+    from falcopkg.services.state import quick_noop_check
+
+    text = project.manifest_text()
+    if text is None or project.manifest_bytes is None or project.lock_bytes is None:
+        return None
+    install = scan_install_dirs(text)
+    if install is None:
+        return None
+    directories = directories_of(project.directory, install, overrides)
+    stamp = sync_fingerprint(
+        project.manifest_bytes, project.lock_bytes, platform, directories, overrides, frozen=frozen
+    )
+    return quick_noop_check(directories.values(), stamp)
