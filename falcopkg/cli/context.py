@@ -56,7 +56,7 @@ class AppContext:
         path = self.find_manifest()
         if path is None:
             return None
-        from falcopkg.core.manifest import load_manifest
+        from falcopkg.services.project_files import load_manifest
 
         return load_manifest(path)
 

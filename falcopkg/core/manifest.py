@@ -1,6 +1,6 @@
 """falco.toml, the manifest (SPEC §5): parse and validate with precise errors, edit in place.
 
-``load_manifest``/``parse_manifest`` return a frozen :class:`Manifest`. Every problem is a
+``parse_manifest`` (services.project_files.load_manifest reads the file) returns a frozen :class:`Manifest`. Every problem is a
 ConfigError that names ``falco.toml:LINE`` and the dotted key (unknown keys, wrong types, bad
 constraints, conflicting fields) with a hint.
 
@@ -157,11 +157,8 @@ class Manifest:
 # --- reading ---------------------------------------------------------------------------
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read and validate ``path``; ConfigError names the file, line and key of any problem."""
-    from falcopkg.tomlfile import read_toml_data
-
-    data, text = read_toml_data(path, missing_hint="run `falcopkg init` to create a falco.toml")
+def manifest_from_data(data: dict[str, Any], text: str, path: Path) -> Manifest:
+    """The manifest of TOML ``data`` parsed from ``text`` (for line numbers in errors)."""
     return _Reader(text, path).manifest(data)
 
 

@@ -40,7 +40,7 @@ Cause = Literal[
 ]
 
 # A record no real file matches: kept local changes whose artifact moved to a new layer.
-UNKNOWN_STAMP = -1
+UNKNOWN_FACT = -1
 UNKNOWN_SHA256 = ""
 
 
@@ -161,9 +161,9 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Restamp:
+class RecordRefresh:
     """An owned file whose content is intact but whose size/mtime changed (e.g. touched):
-    the state records the new stamp so the next sync does not hash it again."""
+    the state records the new size and mtime so the next sync does not hash it again."""
 
     directory: str
     path: str
@@ -174,13 +174,13 @@ class Restamp:
 @dataclass(frozen=True)
 class Plan:
     actions: tuple[Action, ...]
-    restamps: tuple[Restamp, ...]
+    refreshes: tuple[RecordRefresh, ...]
     up_to_date_files: int
     up_to_date_artifacts: int
 
     @property
     def is_noop(self) -> bool:
-        return not self.actions and not self.restamps
+        return not self.actions and not self.refreshes
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -228,7 +228,7 @@ def plan_sync(
     that are not in ``desired`` alone; ``sync`` prunes them.
     """
     actions: list[Action] = []
-    restamps: list[Restamp] = []
+    refreshes: list[RecordRefresh] = []
     up_to_date_files = 0
     stale_artifacts: set[tuple[str, str]] = set()
     desired_artifacts: set[tuple[str, str]] = set()
@@ -251,7 +251,7 @@ def plan_sync(
             elif condition == "intact" and owner is not None and _same_layer(owner, want):
                 up_to_date_files += 1
                 if record is not None and not stamp_matches(fact, record):
-                    restamps.append(Restamp(directory, path, fact.size, fact.mtime_ns))
+                    refreshes.append(RecordRefresh(directory, path, fact.size, fact.mtime_ns))
                 continue
             else:
                 stale_artifacts.add((directory, want.artifact))
@@ -262,7 +262,7 @@ def plan_sync(
                 actions.append(Action(kind, directory, path, artifact, cause, reason))
     return Plan(
         actions=tuple(actions),
-        restamps=tuple(restamps),
+        refreshes=tuple(refreshes),
         up_to_date_files=up_to_date_files,
         up_to_date_artifacts=len(desired_artifacts - stale_artifacts),
     )
@@ -373,7 +373,7 @@ def next_state(
     content matches, so they stay reported as modified until replaced or deleted.
     """
     actions = {a.path: a for a in plan.for_directory(directory)}
-    restamps = {r.path: r for r in plan.restamps if r.directory == directory}
+    refreshes = {r.path: r for r in plan.refreshes if r.directory == directory}
     owners = old.owners()
     files_by_artifact: dict[str, dict[str, FileRecord]] = {}
     versions: dict[str, DesiredFile] = {}
@@ -385,9 +385,11 @@ def next_state(
             action = actions.get(path)
             _, previous = owners.get(path, (None, None))
             if action is None and previous is not None:
-                stamp = restamps.get(path)
+                refresh = refreshes.get(path)
                 record = (
-                    FileRecord(previous.sha256, stamp.size, stamp.mtime_ns) if stamp else previous
+                    FileRecord(previous.sha256, refresh.size, refresh.mtime_ns)
+                    if refresh
+                    else previous
                 )
             elif action is not None and action.kind == "keep-modified":
                 owner = owners.get(path, (None, None))[0]
@@ -395,7 +397,7 @@ def next_state(
                     record = previous
                 else:
                     # Neither the old nor the new content: reported as modified until replaced.
-                    record = FileRecord(UNKNOWN_SHA256, UNKNOWN_STAMP, UNKNOWN_STAMP)
+                    record = FileRecord(UNKNOWN_SHA256, UNKNOWN_FACT, UNKNOWN_FACT)
         if record is not None:
             files[path] = record
     artifacts = {

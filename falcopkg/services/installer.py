@@ -448,7 +448,7 @@ def _apply(
     )
 
     report = SyncReport(plan, applied=True)
-    touched = sorted({a.directory for a in plan.actions} | {r.directory for r in plan.restamps})
+    touched = sorted({a.directory for a in plan.actions} | {r.directory for r in plan.refreshes})
     for directory in touched:
         state_files.clean_leftovers(Path(directory))
 

@@ -73,13 +73,13 @@ def install_references(
 ) -> SyncReport:
     """Resolve ``refs`` and install them for ``platform``; the installer's report."""
     from falcopkg.services.installer import install_artifacts
-    from falcopkg.services.locking import lock_project
+    from falcopkg.services.resolution import resolve_lock
     from falcopkg.workflows.project import Project
 
     manifest = references_manifest(base, refs, platform)
     project = Project.of_manifest(manifest, cache_dir=cache_dir, reporter=reporter)
     with project.registries(plain_http=plain_http) as registries:
-        lock = lock_project(
+        lock = resolve_lock(
             manifest,
             existing_lock=None,
             stores=registries,

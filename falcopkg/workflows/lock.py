@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from falcopkg.core.lockfile import Lock
     from falcopkg.core.manifest import Manifest
-    from falcopkg.services.locking import OutdatedArtifact
+    from falcopkg.services.resolution import OutdatedArtifact
     from falcopkg.workflows.project import Project
 
 
@@ -40,7 +40,7 @@ def lock(
     dry_run: bool = False,
 ) -> LockResult:
     """Resolve falco.toml and write falco.lock (unless ``dry_run``), saying what changed."""
-    from falcopkg.services.locking import describe_changes
+    from falcopkg.services.resolution import describe_changes
 
     existing = project.existing_lock(damaged="warn")
     new = resolve_project(
@@ -58,7 +58,7 @@ def lock(
 
 def check_lock(project: Project) -> Lock:
     """`lock --check`: the lock if it is fresh, else a LockError saying why."""
-    from falcopkg.services.lockio import require_fresh_lock
+    from falcopkg.services.project_files import require_fresh_lock
 
     return require_fresh_lock(project.manifest, project.existing_lock())
 
@@ -73,11 +73,11 @@ def resolve_project(
     offline: bool = False,
 ) -> Lock:
     """The new lock of ``manifest`` (default: the project's); nothing is written."""
-    from falcopkg.services.locking import lock_project
+    from falcopkg.services.resolution import resolve_lock
 
     manifest = manifest if manifest is not None else project.manifest
     with project.registries(offline=offline) as registries:
-        return lock_project(
+        return resolve_lock(
             manifest,
             existing_lock=existing,
             upgrade=upgrade,
@@ -100,7 +100,7 @@ def write_lock(
     """Write falco.lock if it changed and say what changed (a first `lock` of a project only
     says how many artifacts it locked, like uv, instead of listing them all).
     ``compare_with`` replaces ``existing`` as what the changes are relative to."""
-    from falcopkg.services.locking import describe_changes
+    from falcopkg.services.resolution import describe_changes
 
     reporter = project.reporter
     before = compare_with if compare_with is not None else existing
@@ -294,7 +294,7 @@ def _save_text(path: Path, text: str) -> None:
 def require_lock(project: Project) -> Lock:
     """falco.lock for a read-only view (`tree`, `outdated`, `export`): missing is an error,
     out of date only a warning."""
-    from falcopkg.services.lockio import require_fresh_lock
+    from falcopkg.services.project_files import require_fresh_lock
 
     return require_fresh_lock(
         project.manifest, project.existing_lock(), stale="warn", warn=project.reporter.warn
@@ -303,7 +303,7 @@ def require_lock(project: Project) -> Lock:
 
 def outdated(project: Project, *, offline: bool = False) -> list[OutdatedArtifact]:
     """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
-    from falcopkg.services.locking import find_outdated
+    from falcopkg.services.resolution import find_outdated
 
     locked = require_lock(project)
     with project.registries(offline=offline) as registries:

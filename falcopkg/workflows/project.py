@@ -118,7 +118,8 @@ class Project:
     def manifest(self) -> Manifest:
         """falco.toml parsed (once); ConfigError naming the file and line if it is broken."""
         if self._manifest is None:
-            from falcopkg.core.manifest import load_manifest, parse_manifest
+            from falcopkg.core.manifest import parse_manifest
+            from falcopkg.services.project_files import load_manifest
 
             text = self.manifest_text()
             if text is None:
@@ -136,7 +137,7 @@ class Project:
         if self.lock_bytes is None:
             return None
         from falcopkg.errors import ConfigError
-        from falcopkg.services.lockio import parse_lock_bytes
+        from falcopkg.services.project_files import parse_lock_bytes
 
         try:
             return parse_lock_bytes(self.lock_bytes, self.lock_path)
@@ -149,7 +150,7 @@ class Project:
     def write_lock(self, lock: Lock) -> bool:
         """Write falco.lock atomically if its bytes change; whether it was written."""
         from falcopkg.core.lockfile import render_lock
-        from falcopkg.services.lockio import write_lock_if_changed
+        from falcopkg.services.project_files import write_lock_if_changed
 
         written = write_lock_if_changed(self.lock_path, lock)
         self.lock_bytes = render_lock(lock).encode("utf-8")

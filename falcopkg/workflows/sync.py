@@ -104,7 +104,7 @@ def current_lock(
     """The lock to install (§8): as is (--frozen), checked (--locked), or locked again if
     stale; and whether it changed."""
     from falcopkg.core.lockfile import stale_reasons
-    from falcopkg.services.lockio import require_fresh_lock
+    from falcopkg.services.project_files import require_fresh_lock
 
     manifest = project.manifest
     existing = project.existing_lock()
@@ -122,12 +122,12 @@ def current_lock(
     )
     if existing is not None and not reasons:
         return existing, False
-    from falcopkg.services.locking import describe_changes, lock_project
+    from falcopkg.services.resolution import describe_changes, resolve_lock
 
     reporter = project.reporter
     action = "Would update" if options.dry_run else "Updating"
     reporter.info(f"{action} {project.lock_path.name}: {reasons[0]}")
-    lock = lock_project(
+    lock = resolve_lock(
         manifest,
         existing_lock=existing,
         offline=options.offline,

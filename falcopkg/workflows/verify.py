@@ -50,7 +50,7 @@ def verify(project: Project, *, platform: str, overrides: DirectoryOverrides) ->
     """Hash every locked file on disk and compare (layers are read only for a lock that does
     not list their files, and only from the cache)."""
     from falcopkg.services.installer import BlobAccess, blob_fetcher, desired_for, make_plan
-    from falcopkg.services.lockio import require_fresh_lock
+    from falcopkg.services.project_files import require_fresh_lock
 
     manifest = project.manifest
     lock = require_fresh_lock(

@@ -23,12 +23,12 @@ from falcopkg.artifact.config import Alternative, Dependency
 from falcopkg.artifact.push import push_artifact
 from falcopkg.artifact.types import get_type
 from falcopkg.core.lockfile import Lock
-from falcopkg.core.manifest import load_manifest
 from falcopkg.oci.client import RegistryClient, RegistryOptions
-from falcopkg.services import lockio
+from falcopkg.services import project_files
 from falcopkg.services.cache import BlobCache
-from falcopkg.services.locking import lock_project
+from falcopkg.services.project_files import load_manifest
 from falcopkg.services.registries import RegistryAccess
+from falcopkg.services.resolution import resolve_lock
 from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.fixtures.registries import RunningRegistry
@@ -231,7 +231,7 @@ BASE_DEPENDENCIES = 'falco-rules = "4"\nk8saudit-rules = "0.16"\n'
 
 
 def read_lock(project: Path) -> Lock:
-    lock = lockio.read_lock(project / "falco.lock")
+    lock = project_files.read_lock(project / "falco.lock")
     assert lock is not None
     return lock
 
@@ -366,12 +366,12 @@ def test_relock_with_nothing_changed_fetches_only_tag_lists(
     cache = BlobCache(tmp_home.cache_dir)
     cold_calls: list[tuple[str, str]] = []
     with CountingAccess(cold_calls) as pool:
-        first = lock_project(manifest, existing_lock=None, stores=pool, cache=cache)
+        first = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
     assert {name for name, _ in cold_calls} >= {"list_tags", "get_manifest", "get_blob_bytes"}
 
     warm_calls: list[tuple[str, str]] = []
     with CountingAccess(warm_calls) as pool:
-        second = lock_project(manifest, existing_lock=first, stores=pool, cache=cache)
+        second = resolve_lock(manifest, existing_lock=first, stores=pool, cache=cache)
     assert second == first
     tag_lists = sorted(("list_tags", catalog.repository(a.name)) for a in first.artifacts)
     assert sorted(warm_calls) == tag_lists
@@ -380,7 +380,7 @@ def test_relock_with_nothing_changed_fetches_only_tag_lists(
     # one HEAD per artifact checks that its tag still names the cached digest.
     no_lock_calls: list[tuple[str, str]] = []
     with CountingAccess(no_lock_calls) as pool:
-        third = lock_project(manifest, existing_lock=None, stores=pool, cache=cache)
+        third = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
     assert third == first
     heads = sorted(("head_manifest", catalog.repository(a.name)) for a in first.artifacts)
     assert sorted(no_lock_calls) == sorted(tag_lists + heads)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from falcopkg.core.manifest import load_manifest
+from falcopkg.services.project_files import load_manifest
 from tests.cli import run_cli
 from tests.conftest import TmpHome
 from tests.integration import test_lock_e2e

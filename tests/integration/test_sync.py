@@ -352,7 +352,7 @@ def test_hostile_archives_are_refused_and_nothing_is_written(
 ) -> None:
     """Refused when locking reads the layer, and by the installer for a lock made elsewhere."""
     from falcopkg.core.lockfile import Lock, LockedArtifact, LockedLayer, LockInputs, render_lock
-    from falcopkg.core.manifest import load_manifest
+    from falcopkg.services.project_files import load_manifest
 
     entries, message = HOSTILE[kind]
     monkeypatch.setenv("FALCOPKG_MAX_UNPACKED_SIZE", str(1024 * 1024))

@@ -20,7 +20,7 @@ from falcopkg.core.lockfile import (
 )
 from falcopkg.core.manifest import parse_manifest
 from falcopkg.errors import ConfigError, LockError
-from falcopkg.services.locking import describe_changes
+from falcopkg.services.resolution import describe_changes
 
 D = {c: "sha256:" + c * 64 for c in "abcdef0123"}
 

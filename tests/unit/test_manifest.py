@@ -15,12 +15,12 @@ from falcopkg.core.manifest import (
     DependencySpec,
     add_dependency,
     init_document_text,
-    load_manifest,
     parse_manifest,
     remove_dependency,
 )
 from falcopkg.core.versions import Version
 from falcopkg.errors import ConfigError
+from falcopkg.services.project_files import load_manifest
 
 DATA = Path(__file__).parent.parent / "data" / "manifest"
 BAD_CASES = sorted((DATA / "bad").glob("*.toml"))

@@ -116,8 +116,8 @@ def test_plan_cases(case: dict[str, Any]) -> None:
     assert got == expect["actions"]
     for path, reason in (expect.get("reasons") or {}).items():
         assert [a.reason for a in plan.actions if a.path == path] == [reason]
-    got_restamps = [[r.directory, r.path, r.size, r.mtime_ns] for r in plan.restamps]
-    assert got_restamps == expect.get("restamps", [])
+    got_refreshes = [[r.directory, r.path, r.size, r.mtime_ns] for r in plan.refreshes]
+    assert got_refreshes == expect.get("refreshes", [])
     for key in ("up_to_date_files", "up_to_date_artifacts"):
         if key in expect:
             assert getattr(plan, key) == expect[key], key

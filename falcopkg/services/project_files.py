@@ -1,7 +1,8 @@
-"""Read falco.lock, write it, and insist on one that exists and matches falco.toml.
+"""The project's files: read falco.toml; read and write falco.lock, and insist on a lock
+that exists and matches falco.toml. (core/ parses, this module does the file I/O.)
 
 Light on purpose: `sync`, `verify`, `tree` and `lock --check` need these without the
-resolver that falcopkg.services.locking (which re-exports them) imports.
+resolver that falcopkg.services.resolution (which re-exports them) imports.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
 
 LOCK_HINT = "run `falcopkg lock`"
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate ``path``; ConfigError names the file, line and key of any problem."""
+    from falcopkg.core.manifest import manifest_from_data
+    from falcopkg.tomlfile import read_toml_data
+
+    data, text = read_toml_data(path, missing_hint="run `falcopkg init` to create a falco.toml")
+    return manifest_from_data(data, text, path)
 
 
 def read_lock(path: Path) -> Lock | None:

@@ -1,6 +1,6 @@
 """Lock a project (SPEC §6, §7): falco.toml → resolver → falco.lock.
 
-``lock_project`` is what `lock`, `add`, `remove` and `sync` (when the lock is stale) call.
+``resolve_lock`` is what `lock`, `add`, `remove` and `sync` (when the lock is stale) call.
 It keeps the current lock's versions while they satisfy falco.toml (``upgrade`` or
 ``upgrade_packages`` lift that), reuses the lock's digests so that an unchanged project
 costs one tags request per artifact, and with ``offline`` uses only cached metadata.
@@ -26,9 +26,9 @@ from falcopkg.core.resolver import (
 from falcopkg.core.versions import Version
 from falcopkg.errors import UsageError
 
-# Re-exported: they lived here before services.lockio, which sync uses without the resolver.
-from falcopkg.services.lockio import read_lock as read_lock
-from falcopkg.services.lockio import write_lock_if_changed as write_lock_if_changed
+# Re-exported: they lived here before services.project_files, which sync uses without the resolver.
+from falcopkg.services.project_files import read_lock as read_lock
+from falcopkg.services.project_files import write_lock_if_changed as write_lock_if_changed
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 
 class Messages(Protocol):
-    """The part of cli.output.Console that locking uses."""
+    """The part of the reporter that resolution uses."""
 
     def detail(self, message: str) -> None: ...
 
@@ -78,7 +78,7 @@ class Locator:
         return Location(located.locator, index_name, entry.type if entry else None)
 
 
-def lock_project(
+def resolve_lock(
     manifest: Manifest,
     *,
     existing_lock: Lock | None,
