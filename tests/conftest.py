@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.home import TmpHome
+
 pytest_plugins = ["tests.fixtures.registries", "tests.fixtures.index_server"]
-
-
-@dataclass(frozen=True)
-class TmpHome:
-    home: Path
-    config_dir: Path  # FALCOPKG_CONFIG (a directory)
-    cache_dir: Path  # FALCOPKG_CACHE_DIR
-    docker_config: Path  # DOCKER_CONFIG (directory holding config.json)
 
 
 @pytest.fixture

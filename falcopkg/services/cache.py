@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from falcopkg.digests import check_digest, file_digest, split_digest
+from falcopkg.digests import bytes_digest, check_digest, file_digest, split_digest
 
 
 def source_key(source: str) -> str:
@@ -71,6 +71,41 @@ class BlobCache:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
         return target
+
+    def lookup(self, digest: str) -> Path | None:
+        """The cached blob's path, its age refreshed (``cache prune`` removes what was not
+        used for a while), or None when it is not cached."""
+        path = self.path_for(digest)
+        if not path.is_file():
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return path
+
+    def read_bytes(self, digest: str, max_size: int) -> bytes | None:
+        """A small cached blob (a manifest, a config), verified again; None when it is not
+        cached, too large or damaged (a damaged copy is removed)."""
+        path = self.lookup(digest)
+        if path is None:
+            return None
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(max_size + 1)
+        except OSError:
+            return None
+        if len(data) > max_size:
+            return None
+        if bytes_digest(data, split_digest(digest)[0]) != digest:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        return data
+
+    def put_bytes(self, data: bytes, digest: str) -> Path:
+        """Keep ``data`` under ``digest`` (verified first)."""
+        tmp = self.temp_path()
+        tmp.write_bytes(data)
+        return self.adopt(tmp, digest)
 
     def digests(self) -> Iterable[str]:
         blobs = self.root / "blobs"

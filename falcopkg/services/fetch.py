@@ -21,7 +21,6 @@ no network, so it works with ``--offline``). Every store verifies what it serves
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -124,9 +123,8 @@ def ensure_blobs(
         split_digest(request.digest)  # an unsupported digest fails before any download
         if request.digest in paths or request.digest in missing:
             continue
-        cached = cache.path_for(request.digest)
-        if cached.is_file():
-            _touch(cached)  # `cache prune` removes what was not used for a while
+        cached = cache.lookup(request.digest)
+        if cached is not None:
             paths[request.digest] = cached
         else:
             missing[request.digest] = request
@@ -311,8 +309,3 @@ class _TeeReader:
         self._current = memoryview(b"")
         while self.read():
             self._current = memoryview(b"")
-
-
-def _touch(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.utime(path)

@@ -388,7 +388,10 @@ class RegistryMetadataProvider:
         """The store and repository to ask for ``source`` (its mirror, if it has one)."""
         if self.stores is None:
             raise OfflineError(f"cannot reach {source}: no registry access", hint=OFFLINE_HINT)
-        return self.stores.endpoint(source)
+        from falcopkg.services.cached_store import CachedStore
+
+        store, repository = self.stores.endpoint(source)
+        return CachedStore(store, self.cache), repository
 
 
 def _root_record(remote: RemoteArtifact) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from falcopkg.artifact.push import PushResult, push_artifact
 from falcopkg.artifact.types import get_type
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.oci.credentials import Credential, env_var_names
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
 from tests.fixtures.registries import RunningRegistry
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from falcopkg.artifact.platforms import host_platform
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
+from tests.fixtures.project import PLUGIN_FOR, RULES_V1, Project, push_plugin
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync import PLUGIN_FOR, RULES_V1, push_plugin
-from tests.integration.test_sync_support import Project
 
 pytestmark = pytest.mark.registry
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import TmpHome
 from tests.fixtures import registries
+from tests.fixtures.home import TmpHome
 from tests.fixtures.index_server import CallbackHandler, HelperServer, IndexServer
 from tests.fixtures.registries import RunningRegistry
 

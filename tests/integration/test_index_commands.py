@@ -21,8 +21,8 @@ from falcopkg.core.index_config import OFFICIAL_INDEX
 from falcopkg.digests import bytes_digest
 from falcopkg.oci.credentials import CredentialStore
 from falcopkg.services.indexes import IndexStore
-from tests.cli import CliResult, run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import CliResult, run_cli
+from tests.fixtures.home import TmpHome
 from tests.fixtures.index_server import HelperServer, IndexServer
 
 DATA = Path(__file__).parent.parent / "data" / "index"

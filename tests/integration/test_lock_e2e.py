@@ -7,233 +7,32 @@ project directory and caches (``tmp_home``).
 
 from __future__ import annotations
 
-import io
 import secrets
 import shutil
-import tarfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from falcopkg.artifact.config import Alternative, Dependency
-from falcopkg.artifact.push import push_artifact
-from falcopkg.artifact.types import get_type
-from falcopkg.core.lockfile import Lock
 from falcopkg.oci.client import RegistryClient, RegistryOptions
-from falcopkg.services import project_files
 from falcopkg.services.cache import BlobCache
 from falcopkg.services.project_files import load_manifest
 from falcopkg.services.registries import RegistryAccess
 from falcopkg.services.resolution import resolve_lock
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures import catalog as catalog_fixtures
+from tests.fixtures.catalog import (
+    BASE_DEPENDENCIES,
+    PLATFORMS,
+    Catalog,
+    read_lock,
+    rules_yaml,
+)
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
 from tests.fixtures.registries import RunningRegistry
 
-PLATFORMS = ("linux/amd64", "linux/arm64")
-
-
-def rules_yaml(engine: str | None = None, plugins: Sequence[dict[str, Any]] = ()) -> str:
-    items: list[dict[str, Any]] = []
-    if engine:
-        items.append({"required_engine_version": engine})
-    if plugins:
-        items.append({"required_plugin_versions": list(plugins)})
-    items.append(
-        {
-            "rule": "Example",
-            "desc": "d",
-            "condition": "evt.num > 0",
-            "output": "o",
-            "priority": "INFO",
-        }
-    )
-    return yaml.safe_dump(items, sort_keys=False)
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    """A ready-made layer: pushed as is, so the config gets nothing from the YAML inside
-    (like official rulesfiles, whose configs omit the plugins their YAML needs)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-@dataclass
-class Catalog:
-    registry: RunningRegistry
-    prefix: str
-    workdir: Path
-    client: RegistryClient
-
-    def repository(self, name: str) -> str:
-        return f"{self.prefix}/{name}"
-
-    def source(self, name: str) -> str:
-        return f"{self.registry.host}/{self.repository(name)}"
-
-    def push_rules(
-        self,
-        name: str,
-        version: str,
-        files: dict[str, bytes],
-        *,
-        prebuilt: bool = False,
-        dependencies: Sequence[Dependency] = (),
-        tags: Sequence[str] = (),
-    ) -> str:
-        directory = self.workdir / f"{name}-{version}"
-        directory.mkdir(parents=True)
-        if prebuilt:
-            paths = [directory / f"{name}.tar.gz"]
-            paths[0].write_bytes(tar_gz(files))
-        else:
-            paths = []
-            for file_name, data in files.items():
-                (directory / file_name).write_bytes(data)
-                paths.append(directory / file_name)
-        result = push_artifact(
-            self.client,
-            self.repository(name),
-            get_type("rulesfile"),
-            paths,
-            version=version,
-            tags=tags,
-            dependencies=dependencies,
-            created=None,
-        )
-        return result.digest
-
-    def push_plugin(
-        self,
-        name: str,
-        version: str,
-        *,
-        platforms: Sequence[str] = PLATFORMS,
-        requirements: Sequence[Any] = (),
-    ) -> str:
-        directory = self.workdir / f"{name}-{version}"
-        paths = []
-        for platform in platforms:
-            path = directory / platform.replace("/", "-") / f"lib{name}.so"
-            path.parent.mkdir(parents=True)
-            path.write_bytes(f"ELF {name} {version} {platform}".encode())
-            paths.append(path)
-        result = push_artifact(
-            self.client,
-            self.repository(name),
-            get_type("plugin"),
-            paths,
-            version=version,
-            platforms=platforms,
-            requirements=requirements,
-            created=None,
-        )
-        return result.digest
-
-    def write_index(self, path: Path, names: Sequence[tuple[str, str]]) -> None:
-        entries = [
-            {
-                "name": name,
-                "type": kind,
-                "registry": self.registry.host,
-                "repository": self.repository(name),
-                "description": f"{name} for tests",
-            }
-            for name, kind in names
-        ]
-        path.write_text(yaml.safe_dump(entries, sort_keys=False))
-
-    def manifest(self, dependencies: str, *, extra: str = "") -> str:
-        return (
-            "# a test project\n"
-            "[[index]]\n"
-            'name = "local"\n'
-            f'url = "{self.workdir / "index.yaml"}"\n\n'
-            f'[registries."{self.registry.host}"]\n'
-            "plain_http = true\n\n"
-            f"{extra}"
-            "[dependencies]\n"
-            f"{dependencies}"
-        )
-
-
-CATALOG_ENTRIES = [
-    ("falco-rules", "rulesfile"),
-    ("k8saudit-rules", "rulesfile"),
-    ("edge-rules", "rulesfile"),
-    ("container", "plugin"),
-    ("k8saudit", "plugin"),
-    ("k8saudit-eks", "plugin"),
-    ("json", "plugin"),
-]
-
-
-@pytest.fixture(scope="module")
-def catalog(
-    plain_registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Catalog]:
-    """falco-rules 4.0.0/4.1.0 (prebuilt layers: container only in the YAML), k8saudit-rules
-    0.16.0 (config: k8saudit | k8saudit-eks, json), plugins container 0.4.0/0.4.1/1.0.0,
-    k8saudit 0.18.0/0.19.0/1.0.0, k8saudit-eks 0.12.0, json 0.7.0, and edge-rules tagged
-    `main`."""
-    client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
-    found = Catalog(
-        plain_registry, f"e2e-{secrets.token_hex(4)}", tmp_path_factory.mktemp("catalog"), client
-    )
-    needs_container = [{"name": "container", "version": "0.4.0"}]
-    for version in ("4.0.0", "4.1.0"):
-        found.push_rules(
-            "falco-rules",
-            version,
-            {"falco_rules.yaml": rules_yaml("0.57.0", needs_container).encode()},
-            prebuilt=True,
-        )
-    found.push_rules(
-        "k8saudit-rules",
-        "0.16.0",
-        {"k8s_audit_rules.yaml": rules_yaml("15").encode()},
-        dependencies=[
-            Dependency("k8saudit", "0.18.0", (Alternative("k8saudit-eks", "0.12.0"),)),
-            Dependency("json", "0.7.0"),
-        ],
-    )
-    found.push_rules(
-        "edge-rules", "2.0.0-dev.1", {"edge_rules.yaml": rules_yaml().encode()}, tags=["main"]
-    )
-    for version in ("0.4.0", "0.4.1", "1.0.0"):
-        found.push_plugin("container", version)
-    for version in ("0.18.0", "0.19.0", "1.0.0"):
-        found.push_plugin("k8saudit", version)
-    found.push_plugin("k8saudit-eks", "0.12.0")
-    found.push_plugin("json", "0.7.0")
-    found.write_index(found.workdir / "index.yaml", CATALOG_ENTRIES)
-    yield found
-    client.close()
-
-
-@pytest.fixture
-def project(tmp_path: Path, tmp_home: TmpHome) -> Path:
-    directory = tmp_path / "project"
-    directory.mkdir()
-    return directory
-
-
-BASE_DEPENDENCIES = 'falco-rules = "4"\nk8saudit-rules = "0.16"\n'
-
-
-def read_lock(project: Path) -> Lock:
-    lock = project_files.read_lock(project / "falco.lock")
-    assert lock is not None
-    return lock
+catalog = catalog_fixtures.catalog
+project = catalog_fixtures.project
 
 
 # --- tests --------------------------------------------------------------------------------------

@@ -13,10 +13,10 @@ import pytest
 from falcopkg.oci.client import RegistryClient, RegistryOptions, RegistryPool
 from falcopkg.oci.credentials import Credential, env_var_names
 from falcopkg.oci.errors import AuthenticationError, PermissionDeniedError
+from tests.fixtures.oci import digest_of
+from tests.fixtures.oci import push_artifact as push
 from tests.fixtures.registries import RunningRegistry
 from tests.fixtures.tokenserver import TokenRequest
-from tests.oci_helpers import digest_of
-from tests.oci_helpers import push_artifact as push
 
 PLAIN = RegistryOptions(plain_http=True, backoff=0.01)
 

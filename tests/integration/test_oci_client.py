@@ -27,8 +27,8 @@ from falcopkg.oci.errors import (
     RegistryUnreachableError,
 )
 from tests.fixtures.certs import TestCA
+from tests.fixtures.oci import digest_of, manifest_bytes, push_artifact
 from tests.fixtures.registries import RunningRegistry, free_port
-from tests.oci_helpers import digest_of, manifest_bytes, push_artifact
 
 FAST = RegistryOptions(plain_http=True, backoff=0.01, timeout=(2.0, 10.0))
 

@@ -1,6 +1,6 @@
 """`init`, `add`, `remove`, `tree`, `outdated` against the real registry (SPEC §5, §10).
 
-Uses the catalog that test_lock_e2e.py pushes (one per module).
+Uses the shared catalog (tests/fixtures/catalog.py), pushed once per module.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 from falcopkg.services.project_files import load_manifest
-from tests.cli import run_cli
-from tests.conftest import TmpHome
-from tests.integration import test_lock_e2e
-from tests.integration.test_lock_e2e import BASE_DEPENDENCIES, Catalog, read_lock
+from tests.fixtures import catalog as catalog_fixtures
+from tests.fixtures.catalog import BASE_DEPENDENCIES, Catalog, read_lock
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
 
-# The catalog of test_lock_e2e.py, pushed once for this module too.
-catalog = test_lock_e2e.catalog
-project = test_lock_e2e.project
+# The shared catalog, pushed once for this module.
+catalog = catalog_fixtures.catalog
+project = catalog_fixtures.project
 
 COMMENTED = """\
 # Falco on the edge nodes

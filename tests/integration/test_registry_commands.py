@@ -22,9 +22,9 @@ from falcopkg.artifact.types import get_type
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.oci.credentials import Credential, env_var_names
 from falcopkg.oci.descriptor import Descriptor
-from tests.cli import CliResult
-from tests.cli import run_cli as run_in_process
-from tests.conftest import TmpHome
+from tests.fixtures.cli import CliResult
+from tests.fixtures.cli import run_cli as run_in_process
+from tests.fixtures.home import TmpHome
 from tests.fixtures.registries import RunningRegistry
 
 FIXTURES = Path(__file__).parent.parent.parent / "fixtures"

@@ -10,27 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from falcopkg.artifact.platforms import host_platform
 from falcopkg.services.cache import BlobCache
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
+from tests.fixtures.project import (
+    HOST,
+    OTHER,
+    PLUGIN_FOR,
+    RULES_V1,
+    YA1,
+    YA2,
+    YB1,
+    YC2,
+    Project,
+    push_plugin,
+    push_raw_layer,
+)
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import Project, push_raw_layer
 
 pytestmark = pytest.mark.registry
-
-RULES_V1 = (
-    b"- rule: demo\n  desc: v1\n  condition: evt.type = open\n  output: x\n  priority: INFO\n"
-)
-RULES_V2 = (
-    b"- rule: demo\n  desc: v2\n  condition: evt.type = open\n  output: y\n  priority: INFO\n"
-)
-PLUGIN_AMD64 = b"\x7fELF amd64 build " + bytes(range(256)) * 40
-PLUGIN_ARM64 = b"\x7fELF arm64 build " + bytes(reversed(range(256))) * 40
-HOST = host_platform()
-OTHER = "linux/arm64" if HOST != "linux/arm64" else "linux/amd64"
-YA1, YB1, YA2, YC2 = (f"- list: {n}\n  items: []\n".encode() for n in ("a1", "b1", "a2", "c2"))
-PLUGIN_FOR = {"linux/amd64": PLUGIN_AMD64, "linux/arm64": PLUGIN_ARM64}
 
 
 @pytest.fixture
@@ -40,17 +38,6 @@ def project(
     root = tmp_path / "project"
     root.mkdir()
     return Project(root, plain_registry.host, unique_repo)
-
-
-def push_plugin(project: Project, name: str, version: str) -> None:
-    work = project.root.parent / "plugin-src" / f"{name}-{version}"
-    paths = []
-    for platform in ("linux/amd64", "linux/arm64"):
-        path = work / platform.replace("/", "-") / f"lib{name}.so"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(PLUGIN_FOR[platform])
-        paths.append(path)
-    project.push(name, version, paths, type_name="plugin", platforms=["linux/amd64", "linux/arm64"])
 
 
 def standard_project(project: Project) -> Project:

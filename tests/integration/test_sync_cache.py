@@ -11,10 +11,10 @@ import pytest
 from falcopkg.cli.commands.cache import parse_duration
 from falcopkg.errors import UsageError
 from falcopkg.services.cache import BlobCache
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
+from tests.fixtures.project import Project
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import Project
 
 RULES = b"- list: cached\n  items: []\n"
 DAY = 86400.0

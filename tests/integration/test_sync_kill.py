@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
+from tests.fixtures.project import REPO_ROOT, Project, falcopkg_command
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import REPO_ROOT, Project, falcopkg_command
 
 pytestmark = pytest.mark.registry
 

@@ -15,7 +15,7 @@ from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.services.cache import BlobCache
 from falcopkg.services.extract import ByteReader
 from falcopkg.services.fetch import BlobRequest, ensure_blobs
-from tests.conftest import TmpHome
+from tests.fixtures.home import TmpHome
 from tests.fixtures.registries import RunningRegistry
 from tests.fixtures.stores import OneStore
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
+from tests.fixtures.project import Project
 from tests.fixtures.registries import RunningRegistry
-from tests.integration.test_sync_support import Project
 
 pytestmark = pytest.mark.registry
 

@@ -16,7 +16,7 @@ from falcopkg.services.indexes import (
     index_env_var_names,
     redact_url,
 )
-from tests.conftest import TmpHome
+from tests.fixtures.home import TmpHome
 
 DATA = Path(__file__).parent.parent / "data" / "index"
 
