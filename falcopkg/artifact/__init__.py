@@ -3,7 +3,7 @@
 Modules: ``types`` (artifact type registry), ``config`` (config JSON, --depends-on /
 --requires), ``rules_yaml`` (required_* entries of rules files), ``pack`` (tar.gz layers,
 manifest and index bytes), ``platforms``, ``remote`` (inspect an artifact in a registry),
-``push`` and ``pull`` (extraction itself is ``falcopkg.services.extract``).
+``push`` and ``pull`` (extraction itself is ``falcopkg.archive``).
 
 The names below can be imported from the package itself; they are loaded on first use so
 that importing ``falcopkg.artifact`` costs nothing.

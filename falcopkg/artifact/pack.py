@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from falcopkg.archive import list_layer
 from falcopkg.artifact.gojson import go_json_bytes, sorted_map
 from falcopkg.digests import bytes_digest, file_digest
 from falcopkg.errors import InstallError, UsageError
 from falcopkg.oci.descriptor import Descriptor
 from falcopkg.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
-from falcopkg.services.extract import list_layer
 
 TITLE_ANNOTATION = "org.opencontainers.image.title"
 CREATED_ANNOTATION = "org.opencontainers.image.created"

@@ -32,7 +32,7 @@ from falcopkg.errors import IntegrityError, OfflineError
 from falcopkg.services.cache import BlobCache
 
 if TYPE_CHECKING:
-    from falcopkg.services.extract import ByteReader
+    from falcopkg.archive import ByteReader
 
 DEFAULT_WORKERS = 8
 _FILL_CACHE_HINT = (

@@ -52,8 +52,8 @@ from falcopkg.errors import InstallError
 from falcopkg.services import state as state_files
 
 if TYPE_CHECKING:
+    from falcopkg.archive import ByteReader, ExtractedFile
     from falcopkg.services.cache import BlobCache
-    from falcopkg.services.extract import ByteReader, ExtractedFile
     from falcopkg.services.fetch import DownloadProgress, StoreRouter
 
 LOCK_WAIT_SECONDS = 600.0
@@ -282,7 +282,7 @@ def _with_files(
     if layer is not None:
         files = tuple(layer.files)
         if not files:
-            from falcopkg.services.extract import list_layer
+            from falcopkg.archive import list_layer
 
             blob = fetch([LayerRef(artifact.name, layer.digest)])[layer.digest]
             files = tuple(list_layer(blob, artifact.name))
@@ -439,13 +439,13 @@ def _apply(
     *,
     prune: bool,
 ) -> SyncReport:
-    from falcopkg.digests import file_digest
-    from falcopkg.services.extract import (
+    from falcopkg.archive import (
         check_target,
         fsync_directory,
         place_file,
         remove_tree,
     )
+    from falcopkg.digests import file_digest
 
     report = SyncReport(plan, applied=True)
     touched = sorted({a.directory for a in plan.actions} | {r.directory for r in plan.refreshes})
@@ -555,7 +555,7 @@ def _extract_layers(
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from falcopkg.services.extract import extract_layer, extract_stream
+    from falcopkg.archive import extract_layer, extract_stream
 
     if not needed:
         return []
@@ -567,7 +567,7 @@ def _extract_layers(
     streamed: dict[tuple[str, str], list[ExtractedFile]] = {}
 
     def staging_for(directory: str) -> Path:
-        from falcopkg.services.extract import new_staging_dir
+        from falcopkg.archive import new_staging_dir
 
         try:
             folder = new_staging_dir(state_files.state_dir(Path(directory)))

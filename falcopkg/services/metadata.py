@@ -348,7 +348,7 @@ class RegistryMetadataProvider:
     def _read_layer(
         self, label: str, source: str, digest: str, size: int, reads_rules: bool
     ) -> tuple[list[str], ArtifactConfig]:
-        from falcopkg.services.extract import (
+        from falcopkg.archive import (
             extract_layer,
             list_layer,
             new_staging_dir,

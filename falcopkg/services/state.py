@@ -133,7 +133,7 @@ def clean_leftovers(directory: Path) -> None:
 
     Only call with the directory's sync lock held: they may belong to a running sync.
     """
-    from falcopkg.services.extract import remove_tree
+    from falcopkg.archive import remove_tree
 
     folder = state_dir(directory)
     with contextlib.suppress(FileNotFoundError):

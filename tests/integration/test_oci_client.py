@@ -673,3 +673,29 @@ def test_failed_upload_starts_over_with_the_file_reopened(tmp_path: Path) -> Non
     assert puts[0].path == f"/v2/a/b/blobs/uploads/one?_state=s1&{digest_query}"
     assert puts[1].path == f"/v2/a/b/blobs/uploads/two?_state=s2&{digest_query}"
     assert puts[0].body == puts[1].body == data
+
+
+def test_get_manifest_refuses_a_wrong_docker_content_digest() -> None:
+    """A registry (or proxy) that names other bytes than it sends is caught."""
+    body = manifest_bytes(b"{}", b"layer")
+    lie = digest_of(body + b" ")
+
+    def registry(seen: Seen) -> Reply:
+        return 200, {"Content-Type": mediatypes.OCI_MANIFEST, "Docker-Content-Digest": lie}, body
+
+    with ScriptedServer(registry) as server, pytest.raises(IntegrityError) as caught:
+        RegistryClient(server.netloc, FAST).get_manifest("a/b", "1.0.0")
+    assert "Docker-Content-Digest" in caught.value.message and lie in caught.value.message
+
+
+def test_put_manifest_refuses_a_digest_the_registry_computed_differently() -> None:
+    body = manifest_bytes(b"{}", b"layer")
+
+    def registry(seen: Seen) -> Reply:
+        return 201, {"Docker-Content-Digest": digest_of(seen.body + b"x")}, b""
+
+    with ScriptedServer(registry) as server, pytest.raises(IntegrityError) as caught:
+        RegistryClient(server.netloc, FAST).put_manifest(
+            "a/b", "1.0.0", body, mediatypes.OCI_MANIFEST
+        )
+    assert digest_of(body) in caught.value.message

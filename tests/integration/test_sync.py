@@ -23,8 +23,8 @@ from tests.fixtures.project import (
     YB1,
     YC2,
     Project,
-    push_plugin,
     push_raw_layer,
+    standard_project,
 )
 from tests.fixtures.registries import RunningRegistry
 
@@ -38,21 +38,6 @@ def project(
     root = tmp_path / "project"
     root.mkdir()
     return Project(root, plain_registry.host, unique_repo)
-
-
-def standard_project(project: Project) -> Project:
-    """falco-rules 1.0.0 (needs plugin `container`), other-rules 1.0.0, container 0.4.1."""
-    push_plugin(project, "container", "0.4.1")
-    project.push(
-        "falco-rules",
-        "1.0.0",
-        {"falco_rules.yaml": RULES_V1},
-        requires_plugins=[("container", "0.4.0")],
-    )
-    project.push("other-rules", "1.0.0", {"other_rules.yaml": b"- list: x\n  items: []\n"})
-    project.dependencies = {"falco-rules": "1", "other-rules": "1"}
-    project.write_manifest()
-    return project
 
 
 def test_sync_installs_exactly_the_locked_bytes_for_the_host_platform(project: Project) -> None:
@@ -442,3 +427,77 @@ def test_an_empty_project_takes_the_no_op_fast_path(
     monkeypatch.setattr(installer, "install_artifacts", full_path)
     again = project.sync()
     assert again.exit_code == 0 and "Nothing to do: 0 files of 0 artifacts" in again.stderr, again
+
+
+def test_the_no_op_fingerprint_covers_platform_and_frozen(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    other = project.sync("--platform", OTHER)
+    assert other.exit_code == 0, other
+    assert "Nothing to do" not in other.stderr  # the other platform's plugin build went in
+    assert (project.plugins_dir / "libcontainer.so").read_bytes() == PLUGIN_FOR[OTHER]
+    assert project.sync("--platform", OTHER).stderr.startswith("Nothing to do")
+
+    from falcopkg.services import installer
+
+    full_paths: list[str] = []
+    real = installer.install_artifacts
+
+    def recording(*args: object, **kwargs: object) -> object:
+        full_paths.append("full")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(installer, "install_artifacts", recording)
+    assert project.sync("--platform", OTHER, "--frozen").exit_code == 0
+    assert full_paths == ["full"]  # a frozen sync never matches a checked sync's stamp
+
+
+def test_a_cache_hit_refreshes_the_blobs_age_so_prune_keeps_it(
+    project: Project, tmp_home: TmpHome
+) -> None:
+    from falcopkg.services.cache import prune_cache
+
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    blobs = list((tmp_home.cache_dir / "blobs" / "sha256").iterdir())
+    old = 1_000_000_000  # 2001
+    for blob in blobs:
+        os.utime(blob, (old, old))
+    shutil.rmtree(project.plugins_dir)  # the next sync needs the plugin layer again, cached
+    assert project.sync().exit_code == 0
+    prune_cache(tmp_home.cache_dir, max_age_seconds=24 * 3600)
+    from falcopkg.core.lockfile import parse_lock
+
+    container = parse_lock(project.lock_path.read_text(), "lock").artifact("container")
+    assert container is not None and (layer := container.layer_for(HOST)) is not None
+    kept = {f"sha256:{b.name}" for b in (tmp_home.cache_dir / "blobs" / "sha256").iterdir()}
+    assert layer.digest in kept  # used again just now: its age was refreshed
+    assert len(kept) < len(blobs)  # what the sync did not use was old, and pruned
+
+
+def test_a_no_op_sync_imports_no_http_yaml_toml_semver_or_resolver(project: Project) -> None:
+    """The import budget of the fast path, as a user runs it (a fresh interpreter)."""
+    import subprocess
+
+    from tests.fixtures.project import REPO_ROOT, falcopkg_command
+
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    command = falcopkg_command("-C", project.root, "sync")
+    proc = subprocess.run(
+        [command[0], "-X", "importtime", *command[1:]],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "Nothing to do" in proc.stderr, proc.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    heavy = {"requests", "yaml", "tomlkit", "tomllib", "semver", "falcopkg.core.resolver"}
+    assert not heavy & imported, sorted(heavy & imported)

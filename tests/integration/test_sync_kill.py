@@ -183,7 +183,8 @@ def test_a_sync_that_dies_mid_apply_is_finished_by_the_next(
     two_locks: tuple[Project, str, str], monkeypatch: pytest.MonkeyPatch, crash_after: str
 ) -> None:
     """Deterministic versions of the kill: die after one rename, or before the final state."""
-    from falcopkg.services import extract, state
+    from falcopkg import archive as extract
+    from falcopkg.services import state
 
     project, _, new_lock = two_locks
     project.lock_path.write_text(new_lock)
@@ -233,7 +234,7 @@ def test_two_syncs_interrupted_in_opposite_directions_are_finished_by_the_next(
     falco_rules.yaml, the next one (back to OLD) dies after its journal but before renaming
     it. NEW content is on disk while OLD is the last journaled: both must stay falcopkg's
     own, or the next sync keeps the file as a user's change and fails."""
-    from falcopkg.services import extract
+    from falcopkg import archive as extract
 
     project, old_lock, new_lock = two_locks
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from falcopkg.archive import ByteReader
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.services.cache import BlobCache
-from falcopkg.services.extract import ByteReader
 from falcopkg.services.fetch import BlobRequest, ensure_blobs
 from tests.fixtures.home import TmpHome
 from tests.fixtures.registries import RunningRegistry

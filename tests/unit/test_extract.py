@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from falcopkg import archive as extract
+from falcopkg.archive import extract_into, extract_layer, list_layer
 from falcopkg.errors import InstallError, IntegrityError
-from falcopkg.services import extract
-from falcopkg.services.extract import extract_into, extract_layer, list_layer
 
 
 @dataclass(frozen=True)

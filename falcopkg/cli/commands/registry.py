@@ -219,8 +219,8 @@ def pull(
     Prints the paths of the files written.
     """
     from falcopkg.artifact.platforms import validate_platform
-    from falcopkg.artifact.pull import pull_artifact
     from falcopkg.services.cache import BlobCache
+    from falcopkg.workflows.pull import pull_artifact
 
     reference = _registry_reference(ref, "registry pull")
     assert reference.registry is not None

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from falcopkg.archive import extract_into
 from falcopkg.artifact.platforms import host_platform
 from falcopkg.artifact.remote import PlatformManifest, RemoteArtifact, inspect_artifact
 from falcopkg.core.reference import DIGEST_RE
 from falcopkg.oci.store import ContentStore
 from falcopkg.services.cache import BlobCache
-from falcopkg.services.extract import extract_into
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def pull_artifact(
 
     The layer is verified against its digest before extraction; with a ``cache`` it is kept
     there (and taken from there next time). Unsafe archives are refused whole and nothing
-    is written (``services.extract``); ``max_bytes`` bounds the unpacked size (default:
+    is written (``archive``); ``max_bytes`` bounds the unpacked size (default:
     ``$FALCOPKG_MAX_UNPACKED_SIZE`` or 1 GiB).
     """
     separator = "@" if DIGEST_RE.match(reference) else ":"
