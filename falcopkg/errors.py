@@ -5,6 +5,10 @@ Nothing here imports anything heavy: this module is loaded on every CLI start.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class FalcopkgError(Exception):
     """A failure the user can act on: a message, an optional hint, an exit status.
@@ -60,3 +64,16 @@ class NetworkError(FalcopkgError):
 
 class OfflineError(FalcopkgError):
     """The operation needs the network but --offline forbids it."""
+
+
+def known(value: T | None, what: str) -> T:
+    """``value``, which the caller knows is set; an error naming ``what`` if it is not (a bug).
+
+    Not an ``assert``: ``python -O`` would drop that and let a None through.
+    """
+    if value is None:
+        raise FalcopkgError(
+            f"internal error: {what} is missing",
+            hint="this is a bug in falcopkg; please report it with the output of `-v`",
+        )
+    return value

@@ -127,7 +127,8 @@ class LazyGroup(click.Group):
         if cmd_name in self.lazy:
             module_name, _, attr = self.lazy[cmd_name][0].partition(":")
             command = getattr(importlib.import_module(module_name), attr)
-            assert isinstance(command, click.Command)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self.lazy[cmd_name][0]} is not a click command")
         else:
             command = super().get_command(ctx, cmd_name)
         return add_global_options(command) if command is not None else None

@@ -28,7 +28,7 @@ from falcopkg.core.versions import (
     parse_version,
     requirement_version,
 )
-from falcopkg.errors import ConfigError, LockError
+from falcopkg.errors import ConfigError, LockError, known
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest, TargetSettings
@@ -312,8 +312,7 @@ class _LockReader:
     def _digest(
         self, table: Mapping[str, Any], key: str, at: tuple[str | int, ...], artifact: str
     ) -> str:
-        value = self._str(table, key, at)
-        assert value is not None
+        value = known(self._str(table, key, at), key)
         if not DIGEST_RE.match(value):
             # The value is not echoed: a damaged lock may hold anything.
             raise self.error(
@@ -327,8 +326,7 @@ class _LockReader:
         from falcopkg.core.reference import parse_reference
         from falcopkg.errors import InvalidReferenceError
 
-        value = self._str(table, "source", at)
-        assert value is not None
+        value = known(self._str(table, "source", at), "source")
         try:
             reference = parse_reference(value)
             valid = (
@@ -417,8 +415,7 @@ class _LockReader:
         at: tuple[str | int, ...] = ("artifact", position)
         if not isinstance(raw, Mapping):
             raise self.error(at, "each [[artifact]] must be a table")
-        name, kind = (self._str(raw, key, at) for key in ("name", "type"))
-        assert name is not None and kind is not None
+        name, kind = (known(self._str(raw, key, at), key) for key in ("name", "type"))
         source = self._source(raw, at, name)
         digest = self._digest(raw, "digest", at, name)
         platforms: dict[str, LockedPlatform] = {}
@@ -522,16 +519,15 @@ def _indexes_now_ahead(
     spec = manifest.dependencies.get(artifact.name)
     if spec is not None and (spec.index is not None or spec.ref is not None):
         return []  # not looked up across indexes
-    assert artifact.index is not None
+    index = known(artifact.index, f"the index of {artifact.name}")
     locked_order, manifest_order = list(lock.inputs.indexes), list(manifest_indexes)
-    locked_ahead = locked_order[: locked_order.index(artifact.index)]
+    locked_ahead = locked_order[: locked_order.index(index)]
     reasons = []
-    for name in manifest_order[: manifest_order.index(artifact.index)]:
+    for name in manifest_order[: manifest_order.index(index)]:
         if name not in locked_ahead:
             how = "was added" if name not in lock.inputs.indexes else "was moved"
             reasons.append(
-                f"{artifact.name}: index {name!r} {how} before {artifact.index!r} and may "
-                "define it too"
+                f"{artifact.name}: index {name!r} {how} before {index!r} and may define it too"
             )
         elif lock.inputs.indexes[name] != manifest_indexes[name]:
             reasons.append(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from falcopkg.artifact.types import ARTIFACT_TYPES, install_dir_key
-from falcopkg.errors import InstallError
+from falcopkg.errors import InstallError, known
 
 ActionKind = Literal["add", "update", "remove", "keep-modified", "keep-unowned"]
 # Why an action is needed; `verify` reports these as drift kinds.
@@ -306,7 +306,7 @@ def _decide_wanted(
             return ("add", "missing", "missing on disk", name)
         return ("add", "outdated", _upgrade(installed, want), name)
     if condition == "intact":
-        assert owner is not None
+        owner = known(owner, f"the owner of {name}'s file")
         if owner.name == name:
             return ("update", "outdated", _upgrade(owner, want), name)
         return (

@@ -30,7 +30,7 @@ from falcopkg.artifact.config import Dependency
 from falcopkg.core.lockfile import LockedPlatform, unmet_requirements
 from falcopkg.core.manifest import DependencySpec, TargetSettings
 from falcopkg.core.versions import Constraint, Version, falco_requirement, parse_version
-from falcopkg.errors import FalcopkgError, ResolutionError
+from falcopkg.errors import FalcopkgError, ResolutionError, known
 
 MANIFEST_ORIGIN = "falco.toml"
 MAX_LINES = 12  # conflict lines shown in one error
@@ -394,9 +394,7 @@ class _Resolver:
 
     def _pin(self, name: str) -> str:
         spec = self.roots[name]
-        reference = spec.digest or spec.tag
-        assert reference is not None
-        return reference
+        return known(spec.digest or spec.tag, f"the pin of {name}")
 
     # -- the search ----------------------------------------------------------------------------
 

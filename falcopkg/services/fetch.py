@@ -184,12 +184,10 @@ def _fetch_parallel(
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()
-        errors = [f.exception() for f in done if f.exception() is not None]
+        errors = [error for f in done if (error := f.exception()) is not None]
         if errors:
             wait(pending)  # let running downloads finish cleaning up their files
-            error = errors[0]
-            assert error is not None
-            raise error
+            raise errors[0]
         for future, request in futures.items():
             results[request.digest] = future.result()
     return results

@@ -38,7 +38,7 @@ from falcopkg.core.index import (
 )
 from falcopkg.core.index_config import IndexConfig
 from falcopkg.core.reference import Reference, parse_reference
-from falcopkg.errors import ConfigError, InvalidReferenceError, NetworkError, OfflineError
+from falcopkg.errors import ConfigError, InvalidReferenceError, NetworkError, OfflineError, known
 
 if TYPE_CHECKING:
     import requests
@@ -135,8 +135,7 @@ class LoadedIndex:
     @property
     def entries(self) -> list[IndexEntry]:
         if self._entries is None:
-            assert self._payload is not None
-            self._entries = self._payload.entries()
+            self._entries = known(self._payload, "the index payload").entries()
         return self._entries
 
     def candidates(self) -> list[SearchCandidate]:

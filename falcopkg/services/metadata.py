@@ -40,7 +40,7 @@ from falcopkg.core.reference import DIGEST_RE
 from falcopkg.core.resolver import CandidateMetadata, Location
 from falcopkg.core.versions import Version, parse_version, semver_tags
 from falcopkg.digests import split_digest
-from falcopkg.errors import FalcopkgError, OfflineError
+from falcopkg.errors import FalcopkgError, OfflineError, known
 from falcopkg.fsutil import atomic_write_text
 from falcopkg.services.cache import BlobCache, source_key
 
@@ -275,7 +275,7 @@ class RegistryMetadataProvider:
             digest = remote.root_digest
             record = _root_record(remote)
             self.records.save_root_record(digest, record)
-        assert digest is not None
+        digest = known(digest, f"the digest of {source}:{reference}")
         if not is_digest:
             self._remember_tag(source, reference, digest)
         return self._candidate(name, source, digest, record)

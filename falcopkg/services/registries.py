@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from falcopkg.errors import OfflineError
+from falcopkg.errors import OfflineError, known
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest, RegistrySettings
@@ -174,8 +174,7 @@ class RegistryAccess:
             store = self._layout(mirror.layout, host)
             mirrored_repository = repository
         else:
-            assert mirror.host is not None
-            store = self.origin(mirror.host)
+            store = self.origin(known(mirror.host, f"the mirror host of {host}"))
             mirrored_repository = f"{mirror.prefix}/{repository}" if mirror.prefix else repository
         if mirror.fallback and not self.offline:
             origin = self.pool().client(host)

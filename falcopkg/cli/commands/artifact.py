@@ -197,7 +197,6 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     reference = reference_argument(ref)
     indexes = load_indexes(app) if reference.is_index_name else []
     located, entry, index_name = resolve_reference(reference, indexes)
-    assert located.registry is not None
     with app.registries(plain_http=plain_http) as registries:
         # Through the registry's mirror, if it has one, like every other read.
         store, repository = registries.endpoint(f"{located.registry}/{located.repository}")

@@ -16,7 +16,7 @@ import click
 
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.params import json_option, plain_http_option, reference_argument
-from falcopkg.errors import UsageError
+from falcopkg.errors import UsageError, known
 
 if TYPE_CHECKING:
     from falcopkg.core.reference import Reference
@@ -138,12 +138,12 @@ def push(
             f"cannot push to a digest ({ref})",
             hint="push to HOST/REPO or HOST/REPO:TAG; the digest is computed from the content",
         )
-    assert reference.registry is not None
+    registry = known(reference.registry, "the registry of the reference")
     dependencies = parse_depends_on(depends_on)
     requirements = parse_requires(requires)
     extra_tags = [reference.tag] if reference.tag else []
     console = app.console
-    with registry_client(app, reference.registry, plain_http=plain_http) as client:
+    with registry_client(app, registry, plain_http=plain_http) as client:
         result = push_artifact(
             client,
             reference.repository,
@@ -223,7 +223,6 @@ def pull(
     from falcopkg.workflows.pull import pull_artifact
 
     reference = _registry_reference(ref, "registry pull")
-    assert reference.registry is not None
     chosen_platform = validate_platform(platform) if platform else None
     version_ref = reference.version_ref or DEFAULT_TAG
     console = app.console
