@@ -41,9 +41,9 @@ from falcopkg.core.reference import TAG_RE
 from falcopkg.core.versions import parse_version
 from falcopkg.digests import bytes_digest
 from falcopkg.errors import UsageError
-from falcopkg.oci.client import RegistryClient
 from falcopkg.oci.descriptor import Descriptor
 from falcopkg.oci.mediatypes import OCI_INDEX, OCI_MANIFEST
+from falcopkg.oci.store import ContentStore
 
 RULES_SUFFIXES = (".yaml", ".yml")
 # Stand-in for "now" in created annotations; a string pins it, None omits it.
@@ -154,7 +154,7 @@ def config_from_rules_files(files: Sequence[Path]) -> tuple[list[Dependency], li
 
 
 def push_artifact(
-    client: RegistryClient,
+    client: ContentStore,
     repository: str,
     artifact_type: ArtifactType,
     files: Sequence[Path],

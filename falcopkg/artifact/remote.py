@@ -16,9 +16,9 @@ from falcopkg.artifact.types import ARTIFACT_TYPES, ArtifactType, type_for_media
 from falcopkg.core.reference import DIGEST_RE
 from falcopkg.errors import FalcopkgError
 from falcopkg.oci import mediatypes
-from falcopkg.oci.client import RegistryClient
 from falcopkg.oci.descriptor import Descriptor, FetchedManifest
 from falcopkg.oci.errors import InvalidManifestError
+from falcopkg.oci.store import ContentStore
 
 # Configs are a few hundred bytes; anything near this is not a Falco config.
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -89,7 +89,7 @@ class RemoteArtifact:
         )
 
 
-def inspect_artifact(client: RegistryClient, repository: str, reference: str) -> RemoteArtifact:
+def inspect_artifact(client: ContentStore, repository: str, reference: str) -> RemoteArtifact:
     """Resolve ``reference`` (tag or digest) in ``repository`` to its manifests and config."""
     where = _where(client, repository, reference)
     accept = (*mediatypes.MANIFEST_MEDIA_TYPES,)
@@ -188,7 +188,7 @@ def _platform_where(where: str, platform: str) -> str:
     return f"{where} ({platform})" if platform else where
 
 
-def _where(client: RegistryClient, repository: str, reference: str) -> str:
+def _where(client: ContentStore, repository: str, reference: str) -> str:
     separator = "@" if DIGEST_RE.match(reference) else ":"
     return f"{client.host}/{repository}{separator}{reference}"
 

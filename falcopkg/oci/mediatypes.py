@@ -26,3 +26,18 @@ def is_index(media_type: str) -> bool:
 
 def is_image_manifest(media_type: str) -> bool:
     return media_type in IMAGE_MANIFEST_TYPES
+
+
+def media_type_of_manifest(body: object) -> str | None:
+    """The media type a manifest's JSON declares, else the one its shape implies
+    (``manifests`` → image index, ``layers`` → image manifest); None if neither."""
+    if not isinstance(body, dict):
+        return None
+    declared = body.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    if "manifests" in body:
+        return OCI_INDEX
+    if "layers" in body:
+        return OCI_MANIFEST
+    return None
