@@ -201,10 +201,12 @@ def test_a_damaged_layer_is_refused_naming_it_and_leaves_nothing(
     assert layer.digest in message and str(layout.path) in message
     assert "vendor" in (caught.value.hint or "")
     assert not out.exists() or list(out.iterdir()) == []
-    with pytest.raises(IntegrityError, match=layer.digest):
-        with layout.open_blob(PLUGIN, layer.digest, layer.size) as chunks:
-            for _ in chunks:
-                pass
+    with (
+        pytest.raises(IntegrityError, match=layer.digest),
+        layout.open_blob(PLUGIN, layer.digest, layer.size) as chunks,
+    ):
+        for _ in chunks:
+            pass
     with pytest.raises(IntegrityError, match=layer.digest):
         layout.get_blob_bytes(PLUGIN, layer.digest)
 
@@ -392,10 +394,8 @@ DIGEST = "sha256:" + "b" * 64
 
 
 def _entry(size: str) -> str:
-    return (
-        '{"schemaVersion": 2, "manifests": [{"mediaType": "%s", "digest": "%s", "size": %s}]}'
-        % (mediatypes.OCI_MANIFEST, DIGEST, size)
-    )
+    entry = f'{{"mediaType": "{mediatypes.OCI_MANIFEST}", "digest": "{DIGEST}", "size": {size}}}'
+    return f'{{"schemaVersion": 2, "manifests": [{entry}]}}'
 
 
 @pytest.mark.parametrize(
@@ -422,7 +422,12 @@ def _entry(size: str) -> str:
         (GOOD_MARKER, _entry("-1"), "index.json", "invalid size"),
         (GOOD_MARKER, _entry("NaN"), "index.json", "not valid JSON"),
         (GOOD_MARKER, _entry("1" * 30), "index.json", "too large"),
-        (GOOD_MARKER, '{"schemaVersion": 2, "manifests": [{"size": 1}]}', "index.json", "mediaType"),
+        (
+            GOOD_MARKER,
+            '{"schemaVersion": 2, "manifests": [{"size": 1}]}',
+            "index.json",
+            "mediaType",
+        ),
         (GOOD_MARKER, '{"schemaVersion": 2, "manifests": [', "index.json", "not valid JSON"),
     ],
 )
@@ -436,9 +441,7 @@ def test_bad_layouts_are_config_errors_naming_the_file(
     assert str(path / file) in caught.value.message
 
 
-def test_index_json_entry_count_is_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_index_json_entry_count_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(layout_module, "MAX_INDEX_ENTRIES", 2)
     entry = {"mediaType": mediatypes.OCI_MANIFEST, "digest": DIGEST, "size": 1}
     index = json.dumps({"schemaVersion": 2, "manifests": [entry] * 3})
