@@ -94,7 +94,7 @@ class _LayoutState:
     def __init__(self) -> None:
         self.mutex = threading.Lock()  # guards the fields below
         self.commit_mutex = threading.Lock()  # one index.json rewrite at a time in-process
-        self.index_key: tuple[int, int, int] | None = None
+        self.index_key: tuple[int, int, int, int] | None = None
         self.index: _Index | None = None
         self.pending: dict[str, Descriptor] = {}
         self.depth = 0
@@ -158,9 +158,9 @@ class OciLayout:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Batch ref updates: ``put_manifest`` by tag inside the block (from any thread, on any
-        view of this layout) writes index.json once, when the outermost block ends. If it
-        ends with an exception no ref is recorded (blobs already written stay: they are
-        valid content and make the next attempt cheaper)."""
+        ``for_host`` view of this layout) writes index.json once, when the last open block
+        ends. If that block ends with an exception no ref is recorded (blobs already written
+        stay: they are valid content and make the next attempt cheaper)."""
         state = self._state
         with state.mutex:
             state.depth += 1
@@ -601,7 +601,8 @@ class OciLayout:
         return True
 
     def _index(self) -> _Index:
-        """index.json, parsed once per version of the file (keyed on inode, size, mtime)."""
+        """index.json, parsed once per version of the file (keyed on inode, size, times), so
+        that a change by another process or tool (skopeo) is seen at the next call."""
         path = self.path / INDEX_FILE
         try:
             info = path.stat()
@@ -612,7 +613,7 @@ class OciLayout:
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+        key = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         state = self._state
         with state.mutex:
             if state.index is not None and state.index_key == key:

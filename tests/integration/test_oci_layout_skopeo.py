@@ -68,6 +68,16 @@ def test_skopeo_reads_and_copies_what_falcopkg_writes(
     assert artifact.platform_names == sorted(PLATFORMS)
     assert artifact.root_media_type == mediatypes.OCI_INDEX
 
+    # skopeo adds to falcopkg's layout (lock file and all); falcopkg sees it at once.
+    before = layout.refs()
+    source = f"docker://{plain_registry.host}/{unique_repo}/demo:0.1"
+    back = "docker.io/copied/back:0.1"
+    skopeo("copy", "--all", *plain_registry.skopeo_args("src"), source, f"oci:{layout.path}:{back}")
+    assert layout.for_host("docker.io").list_tags("copied/back") == ["0.1"]
+    assert layout.refs() == {**before, back: layout.refs()[back]}
+    assert layout.refs()[back].digest == plugin.digest
+    assert layout.verify() == []
+
 
 def test_falcopkg_reads_what_skopeo_writes(
     tmp_path: Path, plain_registry: RunningRegistry, registry: RegistryClient, unique_repo: str
