@@ -183,15 +183,25 @@ class OciLayout:
         """The tags of ``HOST/REPOSITORY:TAG`` ref names, in index order."""
         check_repository(repository)
         prefix = self.ref_name(repository, "")
+        refs = self.refs()
         tags = [
             name[len(prefix) :]
-            for name in self.refs()
+            for name in refs
             if name.startswith(prefix) and TAG_RE.match(name[len(prefix) :])
         ]
         if not tags:
+            bare = sorted(name for name in refs if "/" not in name)
+            hint = self._missing_hint
+            if bare:
+                # e.g. `skopeo copy … oci:DIR:1.0.0`: which repository is that?
+                hint = (
+                    f"the layout names roots without their repository ({', '.join(bare[:3])}); "
+                    f"falcopkg looks for `{prefix}TAG`: copy them again with "
+                    f"`skopeo copy --all docker://{prefix}TAG oci:{self.path}:{prefix}TAG`"
+                )
             raise NotFoundError(
                 f"{self.host}/{repository} has no tags in the OCI layout {self.path}",
-                hint=self._missing_hint,
+                hint=hint,
                 host=self.host,
                 code="NAME_UNKNOWN",
             )

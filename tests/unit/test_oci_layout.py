@@ -171,6 +171,9 @@ def test_other_hosts_and_foreign_entries(layout: OciLayout, plugin: PushResult) 
     document["annotations"] = {"made.by": "another tool"}
     (layout.path / "index.json").write_text(json.dumps(document))
     assert layout.list_tags(PLUGIN)[-1] == "latest"  # "1.0.0" names no HOST/REPOSITORY
+    with pytest.raises(NotFoundError) as caught:
+        layout.list_tags(RULES)
+    assert "without their repository (1.0.0)" in (caught.value.hint or "")
     layout.put_manifest(PLUGIN, "0.2.0", root.data, root.media_type)
     rewritten = _index(layout)
     assert rewritten["manifests"][-3:-1] == foreign
@@ -218,6 +221,19 @@ def test_a_damaged_layer_is_refused_naming_it_and_leaves_nothing(
     assert fresh.digest == plugin.digest
     assert layout.verify() == []
     _assert_only_content(layout)
+
+
+def test_verify_checks_only_the_roots_given(
+    layout: OciLayout, plugin: PushResult, tmp_path: Path
+) -> None:
+    rules = push_rules(layout, RULES, tmp_path / "work", "1.0.0")
+    layer = rules.manifests[0].layer
+    _damage(layout, layer.digest)
+    assert layout.verify([layout.refs()[f"{HOST}/{PLUGIN}:0"]]) == []
+    problems = layout.verify([layout.refs()[f"{HOST}/{RULES}:1.0.0"]])
+    assert [(p.ref, p.digest) for p in problems] == [(f"{HOST}/{RULES}:1.0.0", layer.digest)]
+    assert "does not match its digest" in str(problems[0])
+    assert layout.verify() == problems
 
 
 def test_a_damaged_or_resized_manifest_is_refused(layout: OciLayout, plugin: PushResult) -> None:
