@@ -75,7 +75,7 @@ class LayoutProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.ref}: {self.message}"
+        return self.message  # names the blob, the root it was found under and the layout
 
 
 @dataclass(frozen=True)
