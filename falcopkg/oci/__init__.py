@@ -22,6 +22,8 @@ if TYPE_CHECKING:
         RegistryTLSError,
         RegistryUnreachableError,
     )
+    from falcopkg.oci.layout import OciLayout
+    from falcopkg.oci.store import ContentStore
 
 _EXPORTS = {
     "RegistryClient": "client",
@@ -32,6 +34,8 @@ _EXPORTS = {
     "lookup_credential": "credentials",
     "Descriptor": "descriptor",
     "FetchedManifest": "descriptor",
+    "OciLayout": "layout",
+    "ContentStore": "store",
     "AuthenticationError": "errors",
     "InvalidManifestError": "errors",
     "NotFoundError": "errors",
@@ -43,12 +47,14 @@ _EXPORTS = {
 
 __all__ = [
     "AuthenticationError",
+    "ContentStore",
     "Credential",
     "CredentialStore",
     "Descriptor",
     "FetchedManifest",
     "InvalidManifestError",
     "NotFoundError",
+    "OciLayout",
     "PermissionDeniedError",
     "RegistryClient",
     "RegistryError",

@@ -75,7 +75,7 @@ class LayoutProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.ref}: {self.message}"
+        return self.message  # names the blob, the root it was found under and the layout
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class _LayoutState:
     def __init__(self) -> None:
         self.mutex = threading.Lock()  # guards the fields below
         self.commit_mutex = threading.Lock()  # one index.json rewrite at a time in-process
-        self.index_key: tuple[int, int, int] | None = None
+        self.index_key: tuple[int, int, int, int] | None = None
         self.index: _Index | None = None
         self.pending: dict[str, Descriptor] = {}
         self.depth = 0
@@ -158,9 +158,9 @@ class OciLayout:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Batch ref updates: ``put_manifest`` by tag inside the block (from any thread, on any
-        view of this layout) writes index.json once, when the outermost block ends. If it
-        ends with an exception no ref is recorded (blobs already written stay: they are
-        valid content and make the next attempt cheaper)."""
+        ``for_host`` view of this layout) writes index.json once, when the last open block
+        ends. If that block ends with an exception no ref is recorded (blobs already written
+        stay: they are valid content and make the next attempt cheaper)."""
         state = self._state
         with state.mutex:
             state.depth += 1
@@ -183,15 +183,25 @@ class OciLayout:
         """The tags of ``HOST/REPOSITORY:TAG`` ref names, in index order."""
         check_repository(repository)
         prefix = self.ref_name(repository, "")
+        refs = self.refs()
         tags = [
             name[len(prefix) :]
-            for name in self.refs()
+            for name in refs
             if name.startswith(prefix) and TAG_RE.match(name[len(prefix) :])
         ]
         if not tags:
+            bare = sorted(name for name in refs if "/" not in name)
+            hint = self._missing_hint
+            if bare:
+                # e.g. `skopeo copy … oci:DIR:1.0.0`: which repository is that?
+                hint = (
+                    f"the layout names roots without their repository ({', '.join(bare[:3])}); "
+                    f"falcopkg looks for `{prefix}TAG`: copy them again with "
+                    f"`skopeo copy --all docker://{prefix}TAG oci:{self.path}:{prefix}TAG`"
+                )
             raise NotFoundError(
                 f"{self.host}/{repository} has no tags in the OCI layout {self.path}",
-                hint=self._missing_hint,
+                hint=hint,
                 host=self.host,
                 code="NAME_UNKNOWN",
             )
@@ -601,7 +611,8 @@ class OciLayout:
         return True
 
     def _index(self) -> _Index:
-        """index.json, parsed once per version of the file (keyed on inode, size, mtime)."""
+        """index.json, parsed once per version of the file (keyed on inode, size, times), so
+        that a change by another process or tool (skopeo) is seen at the next call."""
         path = self.path / INDEX_FILE
         try:
             info = path.stat()
@@ -612,7 +623,7 @@ class OciLayout:
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+        key = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
         state = self._state
         with state.mutex:
             if state.index is not None and state.index_key == key:
