@@ -392,8 +392,10 @@ def parse_mirror_prefix(text: str) -> str:
         and (not path or bool(REPOSITORY_RE.match(path)))
     )
     if not valid:
+        # Not echoed when it could hold credentials (user:password@host).
+        shown = "" if "@" in text else f" {text!r}"
         raise UsageError(
-            f"--mirror {text!r} is not a registry prefix",
+            f"--mirror{shown} is not a registry prefix",
             hint="write host[:port][/path], e.g. --mirror registry.internal:5000/falco "
             "(no scheme, credentials, tag or digest)",
         )
