@@ -122,3 +122,28 @@ def test_plugin_settings_naming_no_locked_plugin_are_warned_about(project: Path)
     result = run_cli("-C", project, "export", "helm")
     assert result.exit_code == 0, result
     assert "[falco.plugins.cloudtrial] matches no locked plugin" in result.stderr
+
+
+def test_falco_config_never_puts_a_temporary_file_into_the_config_directory(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    config_dir = project / "etc" / "falco" / "config.d"
+    config_dir.mkdir(parents=True)
+    (config_dir / "other.yaml").write_text("engine: {kind: modern_ebpf}\n")
+    seen: list[list[str]] = []
+    real_replace = os.replace
+
+    def watching_replace(source: str | Path, target: str | Path) -> None:
+        seen.append(sorted(p.name for p in config_dir.iterdir()))  # just before the rename
+        real_replace(source, target)
+
+    monkeypatch.setattr("falcopkg.fsutil.os.replace", watching_replace)
+    target = config_dir / "falcopkg.yaml"
+    for _ in range(2):  # written, then replaced
+        result = run_cli("-C", project, "export", "falco-config", "-o", target)
+        assert result.exit_code == 0, result
+    assert seen == [["other.yaml"], ["falcopkg.yaml", "other.yaml"]]
+    assert sorted(p.name for p in config_dir.iterdir()) == ["falcopkg.yaml", "other.yaml"]
+    assert sorted(p.name for p in config_dir.parent.iterdir()) == ["config.d"]

@@ -129,7 +129,9 @@ def falco_config(
         "falcopkg export falco-config",
         lock,
     )
-    _emit(app, exports.render_yaml(config, header), output)
+    # Falco loads every file in a config directory, dotfiles included: the temporary file
+    # is made next to that directory, not in it.
+    _emit(app, exports.render_yaml(config, header), output, temp_outside=True)
 
 
 def _project(app: AppContext) -> tuple[Manifest, Lock]:
@@ -175,12 +177,14 @@ def _warn_skipped(
         app.console.warn(f"falco.toml: [falco.plugins.{name}] matches no locked plugin")
 
 
-def _emit(app: AppContext, text: str, output: Path | None) -> None:
-    """The data to stdout, or atomically into ``output`` (never half-written)."""
+def _emit(app: AppContext, text: str, output: Path | None, *, temp_outside: bool = False) -> None:
+    """The data to stdout, or atomically into ``output`` (never half-written); with
+    ``temp_outside`` the temporary file is made in the parent of ``output``'s directory."""
     if output is None:
         click.echo(text, nl=False)
         return
     from falcopkg.fsutil import atomic_write_text
 
-    atomic_write_text(output, text)
+    directory = output.absolute().parent
+    atomic_write_text(output, text, temp_dir=directory.parent if temp_outside else None)
     app.console.info(f"Wrote {output}")
