@@ -247,7 +247,7 @@ def helm_values(lock: Lock, manifest: Manifest, *, mirror: str | None = None) ->
     prefix = parse_mirror_prefix(mirror) if mirror is not None else None
     artifacts, _ = exported_artifacts(lock, manifest.install.allowed_types, HELM_TYPES)
     refs = {artifact.name: _ref(artifact, prefix) for artifact in artifacts}
-    plugins = [plugin_for(a, manifest) for a in artifacts if a.type == "plugin"]
+    plugins = _plugins(artifacts, manifest, None)
     by_plugin_name = {plugin.name: plugin for plugin in plugins}
 
     collectors: dict[str, Any] = {}
@@ -262,18 +262,13 @@ def helm_values(lock: Lock, manifest: Manifest, *, mirror: str | None = None) ->
     # init_config matches the sockets and services the chart sets up); the chart adds it
     # to load_plugins itself, and listing it here without an entry would stop Falco.
     loaded = [p for p in plugins if p.name not in CHART_COLLECTORS or p.configured]
-    rules = [
-        f"{FALCO_RULESFILES_DIR}/{path}"
-        for artifact in artifacts
-        if artifact.type == "rulesfile"
-        for path in rules_file_paths(artifact)
-    ]
+    rules = _rules_files(artifacts, FALCO_RULESFILES_DIR)
     allowed = set(manifest.install.allowed_types) & set(HELM_TYPES)
     types = sorted({artifact.type for artifact in artifacts} | allowed)
     return {
         "collectors": collectors,
         "falco": {
-            "rules_files": [*rules, *(p for p in FALCO_LOCAL_RULES if p not in rules)],
+            "rules_files": rules,
             "load_plugins": [plugin.name for plugin in loaded],
             "plugins": [_plugin_entry(plugin, plugin.library) for plugin in loaded],
         },
@@ -333,20 +328,55 @@ def falco_config(
     so it is meant to replace the main config's lists (``strategy: override``).
     """
     artifacts, _ = exported_artifacts(lock, manifest.install.allowed_types)
-    rules = [
-        posixpath.join(rulesfiles_dir, path)
-        for artifact in artifacts
-        if artifact.type == "rulesfile"
-        for path in rules_file_paths(artifact)
-    ]
-    plugins = [plugin_for(a, manifest, platform) for a in artifacts if a.type == "plugin"]
+    rules = _rules_files(artifacts, rulesfiles_dir)
+    plugins = _plugins(artifacts, manifest, platform)
     return {
-        "rules_files": [*rules, *(p for p in FALCO_LOCAL_RULES if p not in rules)],
+        "rules_files": rules,
         "load_plugins": [plugin.name for plugin in plugins],
         "plugins": [
             _plugin_entry(plugin, posixpath.join(plugins_dir, plugin.library)) for plugin in plugins
         ],
     }
+
+
+def _rules_files(artifacts: Sequence[LockedArtifact], directory: str) -> list[str]:
+    """Absolute paths of the installed rules files in load order, then Falco's local ones."""
+    paths: list[str] = []
+    providers: dict[str, str] = {}
+    for artifact in artifacts:
+        if artifact.type != "rulesfile":
+            continue
+        for path in rules_file_paths(artifact):
+            _claim(providers, path, artifact, "install")
+            paths.append(posixpath.join(directory, path))
+    return [*paths, *(p for p in FALCO_LOCAL_RULES if p not in paths)]
+
+
+def _plugins(
+    artifacts: Sequence[LockedArtifact], manifest: Manifest, platform: str | None
+) -> list[ExportedPlugin]:
+    """The locked plugins in load order; no two may share a library file or a Falco name."""
+    plugins: list[ExportedPlugin] = []
+    libraries: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for artifact in artifacts:
+        if artifact.type != "plugin":
+            continue
+        plugin = plugin_for(artifact, manifest, platform)
+        _claim(libraries, plugin.library, artifact, "install")
+        _claim(names, plugin.name, artifact, "are the Falco plugin")
+        plugins.append(plugin)
+    return plugins
+
+
+def _claim(claimed: dict[str, str], key: str, artifact: LockedArtifact, verb: str) -> None:
+    """Two locked artifacts providing one file (or plugin name) cannot both be loaded."""
+    other = claimed.setdefault(key, artifact.name)
+    if other != artifact.name:
+        raise ConfigError(
+            f"falco.lock: {other} and {artifact.name} both {verb} {key}",
+            hint="remove one of them from falco.toml and run `falcopkg lock`",
+        )
 
 
 def _plugin_entry(plugin: ExportedPlugin, library_path: str) -> dict[str, Any]:

@@ -546,3 +546,20 @@ def _lock_of(*artifacts: LockedArtifact) -> Lock:
     from falcopkg.core.lockfile import LockInputs
 
     return Lock(LockInputs(), artifacts)
+
+
+def test_two_artifacts_providing_one_rules_file_or_plugin_are_an_error(
+    manifest: Manifest,
+) -> None:
+    twice = _lock_of(_rules("a-rules", "1", ("same.yaml",)), _rules("b-rules", "2", ("same.yaml",)))
+    with pytest.raises(ConfigError) as caught:
+        exports.helm_values(twice, manifest)
+    assert "a-rules and b-rules both install same.yaml" in caught.value.message
+    aliases = _lock_of(
+        _plugin("container", "3", "libcontainer.so"), _plugin("box", "4", "libcontainer.so")
+    )
+    with pytest.raises(ConfigError) as caught:
+        exports.falco_config(
+            aliases, manifest, platform="linux/amd64", rulesfiles_dir="/r", plugins_dir="/p"
+        )
+    assert "box and container both install libcontainer.so" in caught.value.message
