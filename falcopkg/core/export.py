@@ -432,6 +432,50 @@ def parse_mirror_prefix(text: str) -> str:
     return value
 
 
+# --- the files, as text --------------------------------------------------------------------
+
+
+def helm_values_text(lock: Lock, manifest: Manifest, *, mirror: str | None = None) -> str:
+    """`falcopkg export helm`'s output."""
+    header = export_header("Values for the falcosecurity/falco chart", "falcopkg export helm", lock)
+    return render_yaml(helm_values(lock, manifest, mirror=mirror), header)
+
+
+def falcoctl_config_text(
+    lock: Lock,
+    manifest: Manifest,
+    *,
+    rulesfiles_dir: str,
+    plugins_dir: str,
+    assets_dir: str,
+    mirror: str | None = None,
+) -> str:
+    """`falcopkg export falcoctl`'s output."""
+    config = falcoctl_config(
+        lock,
+        manifest,
+        rulesfiles_dir=rulesfiles_dir,
+        plugins_dir=plugins_dir,
+        assets_dir=assets_dir,
+        mirror=mirror,
+    )
+    return render_yaml(config, export_header("falcoctl.yaml", "falcopkg export falcoctl", lock))
+
+
+def falco_config_text(
+    lock: Lock, manifest: Manifest, *, platform: str, rulesfiles_dir: str, plugins_dir: str
+) -> str:
+    """`falcopkg export falco-config`'s output: also the snippet `sync` keeps in
+    ``[install] falco_config_dir``, so both always agree."""
+    config = falco_config(
+        lock, manifest, platform=platform, rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir
+    )
+    header = export_header(
+        f"Falco configuration ({platform}) for config_files", "falcopkg export falco-config", lock
+    )
+    return render_yaml(config, header)
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 

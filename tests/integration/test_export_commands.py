@@ -147,3 +147,25 @@ def test_falco_config_never_puts_a_temporary_file_into_the_config_directory(
     assert seen == [["other.yaml"], ["falcopkg.yaml", "other.yaml"]]
     assert sorted(p.name for p in config_dir.iterdir()) == ["falcopkg.yaml", "other.yaml"]
     assert sorted(p.name for p in config_dir.parent.iterdir()) == ["config.d"]
+
+
+def test_the_commands_print_what_the_core_renders(project: Path) -> None:
+    # One rendering: `sync` keeps falco_config_text's output in falco_config_dir, and the
+    # command prints the very same bytes.
+    from falcopkg.core import export as exports
+    from falcopkg.core.manifest import load_manifest
+
+    manifest = load_manifest(project / "falco.toml")
+    lock = parse_lock((project / "falco.lock").read_text(), "falco.lock")
+    snippet = exports.falco_config_text(
+        lock,
+        manifest,
+        platform="linux/amd64",
+        rulesfiles_dir="/etc/falco",
+        plugins_dir="/usr/share/falco/plugins",
+    )
+    shown = run_cli("-C", project, "export", "falco-config", "--platform", "linux/amd64")
+    assert shown.stdout == snippet
+    assert run_cli("-C", project, "export", "helm").stdout == exports.helm_values_text(
+        lock, manifest
+    )

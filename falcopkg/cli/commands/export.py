@@ -60,11 +60,7 @@ def helm(app: AppContext, output: Path | None, mirror: str | None) -> None:
 
     manifest, lock = _project(app)
     _warn_skipped(app, lock, manifest, exports.HELM_TYPES)
-    values = exports.helm_values(lock, manifest, mirror=mirror)
-    header = exports.export_header(
-        "Values for the falcosecurity/falco chart", "falcopkg export helm", lock
-    )
-    _emit(app, exports.render_yaml(values, header), output)
+    _emit(app, exports.helm_values_text(lock, manifest, mirror=mirror), output)
 
 
 @export.command()
@@ -86,7 +82,7 @@ def falcoctl(
     manifest, lock = _project(app)
     directories = _directories(manifest, rulesfiles_dir, plugins_dir, assets_dir)
     _warn_skipped(app, lock, manifest, None)
-    config = exports.falcoctl_config(
+    text = exports.falcoctl_config_text(
         lock,
         manifest,
         rulesfiles_dir=directories["rulesfiles_dir"],
@@ -94,8 +90,7 @@ def falcoctl(
         assets_dir=directories["assets_dir"],
         mirror=mirror,
     )
-    header = exports.export_header("falcoctl.yaml", "falcopkg export falcoctl", lock)
-    _emit(app, exports.render_yaml(config, header), output)
+    _emit(app, text, output)
 
 
 @export.command("falco-config")
@@ -117,21 +112,16 @@ def falco_config(
     manifest, lock = _project(app)
     directories = _directories(manifest, rulesfiles_dir, plugins_dir, assets_dir)
     _warn_skipped(app, lock, manifest, None)
-    config = exports.falco_config(
+    text = exports.falco_config_text(
         lock,
         manifest,
         platform=platform,
         rulesfiles_dir=directories["rulesfiles_dir"],
         plugins_dir=directories["plugins_dir"],
     )
-    header = exports.export_header(
-        f"Falco configuration ({platform}) for config_files",
-        "falcopkg export falco-config",
-        lock,
-    )
     # Falco loads every file in a config directory, dotfiles included: the temporary file
     # is made next to that directory, not in it.
-    _emit(app, exports.render_yaml(config, header), output, temp_outside=True)
+    _emit(app, text, output, temp_outside=True)
 
 
 def _project(app: AppContext) -> tuple[Manifest, Lock]:
