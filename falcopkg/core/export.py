@@ -178,15 +178,18 @@ def plugin_for(
             hint=f"set library_path in [falco.plugins.{artifact.name}] in falco.toml",
         )
     library = libraries.pop()
-    stem = posixpath.basename(library)
-    name = (
-        stem[3:-3]
-        if stem.startswith("lib") and stem.endswith(".so") and len(stem) > 6
-        else artifact.name
-    )
+    name = _plugin_name(library) or artifact.name
     if settings is None:
         settings = manifest.falco_plugins.get(name)
     return ExportedPlugin(artifact.name, name, library, settings or {}, settings is not None)
+
+
+def _plugin_name(library: str) -> str | None:
+    """``NAME`` of a ``lib<NAME>.so`` library file, the official plugins' naming."""
+    stem = posixpath.basename(library)
+    if stem.startswith("lib") and stem.endswith(".so") and len(stem) > len("lib.so"):
+        return stem[len("lib") : -len(".so")]
+    return None
 
 
 def _library(
@@ -227,10 +230,7 @@ def unmatched_plugin_settings(manifest: Manifest, lock: Lock) -> list[str]:
         names.add(artifact.name)
         layers = [locked.layer for locked in artifact.platforms.values()]
         for layer in [*layers, artifact.layer]:
-            for path in layer.files if layer is not None else ():
-                stem = posixpath.basename(path)
-                if stem.startswith("lib") and stem.endswith(".so"):
-                    names.add(stem[3:-3])
+            names.update(filter(None, map(_plugin_name, layer.files if layer else ())))
     return sorted(name for name in manifest.falco_plugins if name not in names)
 
 
