@@ -563,3 +563,25 @@ def test_two_artifacts_providing_one_rules_file_or_plugin_are_an_error(
             aliases, manifest, platform="linux/amd64", rulesfiles_dir="/r", plugins_dir="/p"
         )
     assert "box and container both install libcontainer.so" in caught.value.message
+
+
+def test_assets_go_to_falcoctl_but_not_to_the_chart(manifest: Manifest) -> None:
+    asset = dataclasses.replace(_rules("geo-db", "1", ("geo.mmdb",)), type="asset")
+    lock = _lock_of(asset, _rules("falco-rules", "2", ("falco_rules.yaml",)))
+    with_assets = dataclasses.replace(
+        manifest,
+        install=dataclasses.replace(manifest.install, allowed_types=("asset", "rulesfile")),
+    )
+    config = exports.falcoctl_config(
+        lock, with_assets, rulesfiles_dir="/r", plugins_dir="/p", assets_dir="/a"
+    )
+    assert config["artifact"]["allowedTypes"] == ["asset", "rulesfile"]
+    assert config["artifact"]["install"]["assetsDir"] == "/a"
+    assert set(config["artifact"]["install"]["refs"]) == locked_refs(lock, ("asset", "rulesfile"))
+    values = exports.helm_values(lock, with_assets)
+    assert values["falcoctl"]["config"]["artifact"]["install"]["refs"] == [
+        lock.by_name["falco-rules"].pinned_reference
+    ]
+    assert values["falcoctl"]["config"]["artifact"]["allowedTypes"] == ["rulesfile"]
+    _, skipped = exports.exported_artifacts(lock, ("asset", "rulesfile"), exports.HELM_TYPES)
+    assert skipped == [("geo-db", "the falco chart cannot install assets")]
