@@ -16,14 +16,22 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, *, mode: int | None = None) -> Iterator[IO[bytes]]:
+def atomic_writer(
+    path: Path, *, mode: int | None = None, temp_dir: Path | None = None
+) -> Iterator[IO[bytes]]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
     On any exception the temporary file is removed and ``path`` is untouched.
     ``mode`` sets the permission bits (e.g. 0o600 for credentials) before the rename.
+    ``temp_dir`` (same filesystem) holds the temporary file instead of ``path``'s directory,
+    for directories whose every file is read (Falco's config.d loads dotfiles too).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.",
+        suffix=".tmp",
+        dir=temp_dir if temp_dir is not None else path.parent,
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -43,13 +51,17 @@ def atomic_writer(path: Path, *, mode: int | None = None) -> Iterator[IO[bytes]]
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
-    with atomic_writer(path, mode=mode) as handle:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, mode: int | None = None, temp_dir: Path | None = None
+) -> None:
+    with atomic_writer(path, mode=mode, temp_dir=temp_dir) as handle:
         handle.write(data)
 
 
-def atomic_write_text(path: Path, text: str, *, mode: int | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+def atomic_write_text(
+    path: Path, text: str, *, mode: int | None = None, temp_dir: Path | None = None
+) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode, temp_dir=temp_dir)
 
 
 def _read_umask() -> int:
