@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from falcopkg.core.lockfile import parse_lock
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
 
 PROJECT = Path(__file__).resolve().parent.parent / "data" / "export" / "project"
 
@@ -153,7 +153,7 @@ def test_the_commands_print_what_the_core_renders(project: Path) -> None:
     # One rendering: `sync` keeps falco_config_text's output in falco_config_dir, and the
     # command prints the very same bytes.
     from falcopkg.core import export as exports
-    from falcopkg.core.manifest import load_manifest
+    from falcopkg.services.project_files import load_manifest
 
     manifest = load_manifest(project / "falco.toml")
     lock = parse_lock((project / "falco.lock").read_text(), "falco.lock")

@@ -25,8 +25,9 @@ import yaml
 
 from falcopkg.core import export as exports
 from falcopkg.core.lockfile import Lock, LockedArtifact, LockedLayer, LockedPlatform, parse_lock
-from falcopkg.core.manifest import Manifest, load_manifest
+from falcopkg.core.manifest import Manifest
 from falcopkg.errors import ConfigError, LockError, UsageError
+from falcopkg.services.project_files import load_manifest
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 PROJECT = DATA / "export" / "project"

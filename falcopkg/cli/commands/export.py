@@ -11,13 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from falcopkg.cli.commands.install import (
-    DirectoryOverrides,
-    install_dir_options,
-    install_directories,
-    platform_option,
-)
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.cli.params import install_dir_options, platform_option
+from falcopkg.workflows.noop import DirectoryOverrides, install_directories
 
 if TYPE_CHECKING:
     from falcopkg.core.lockfile import Lock
@@ -126,14 +122,13 @@ def falco_config(
 
 def _project(app: AppContext) -> tuple[Manifest, Lock]:
     """falco.toml and its falco.lock, which must exist and be up to date."""
-    from falcopkg.core.manifest import load_manifest
-    from falcopkg.services.lockio import read_lock, require_fresh_lock
+    from falcopkg.services.project_files import require_fresh_lock
 
-    manifest = load_manifest(app.require_manifest())
+    project = app.project()
     lock = require_fresh_lock(
-        manifest, read_lock(manifest.lock_path), hint="run `falcopkg lock`, then export again"
+        project.manifest, project.existing_lock(), hint="run `falcopkg lock`, then export again"
     )
-    return manifest, lock
+    return project.manifest, lock
 
 
 def _directories(
