@@ -52,3 +52,15 @@ def platform_option(command: Any) -> Any:
         callback=lambda _context, _param, value: chosen_platform(value),
         help="Platform whose plugin builds to install (default: this machine).",
     )(command)
+
+
+def falco_config_dir_option(command: Any) -> Any:
+    """--falco-config-dir: where sync keeps the Falco config snippet ([install] falco_config_dir)."""
+    return click.option(
+        "--falco-config-dir",
+        "falco_config_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="FALCOPKG_FALCO_CONFIG_DIR",
+        help="Keep a Falco config snippet loading the installed files here, overriding "
+        "[install] falco_config_dir [env: FALCOPKG_FALCO_CONFIG_DIR].",
+    )(command)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 TOP_LEVEL_KEYS = ("target", "install", "index", "registries", "dependencies", "falco")
 TARGET_KEYS = ("engine_version", "plugin_api_version", "platforms")
-INSTALL_KEYS = (*INSTALL_DIR_DEFAULTS, "allowed_types")
+INSTALL_KEYS = (*INSTALL_DIR_DEFAULTS, "falco_config_dir", "allowed_types")
 REGISTRY_KEYS = ("mirror", "fallback", "ca_file", "insecure", "plain_http")
 LAYOUT_MIRROR_PREFIX = "oci-layout:"
 DEPENDENCY_KEYS = ("version", "ref", "index", "tag", "digest")
@@ -65,6 +65,8 @@ class InstallSettings:
     plugins_dir: str = DEFAULT_PLUGINS_DIR
     assets_dir: str = DEFAULT_ASSETS_DIR
     allowed_types: tuple[str, ...] = DEFAULT_ALLOWED_TYPES
+    # Where `sync` keeps a Falco config snippet loading what it installed (SPEC §11); None: no.
+    falco_config_dir: str | None = None
 
     def directory_for(self, artifact_type: str) -> str | None:
         """Where artifacts of ``artifact_type`` are installed (None: a type not installable)."""
@@ -317,8 +319,19 @@ class _Reader:
                         f"unknown artifact type {name!r}",
                         hint=f"known types: {', '.join(ARTIFACT_TYPES)}",
                     )
+        falco_config_dir = None
+        if "falco_config_dir" in table:
+            falco_config_dir = self.string(
+                table["falco_config_dir"],
+                (*at, "falco_config_dir"),
+                'falco_config_dir = "/etc/falco/falcopkg.d"',
+            )
         return InstallSettings(
-            dirs["rulesfiles_dir"], dirs["plugins_dir"], dirs["assets_dir"], allowed
+            dirs["rulesfiles_dir"],
+            dirs["plugins_dir"],
+            dirs["assets_dir"],
+            allowed,
+            falco_config_dir,
         )
 
     def indexes(self, data: dict[str, Any]) -> tuple[IndexConfig, ...]:

@@ -40,6 +40,20 @@ class DirectoryOverrides:
         return cls.of(**{key: os.environ.get(env) for key, env in INSTALL_DIR_ENV.items()})
 
 
+FALCO_CONFIG_KEY = "falco_config_dir"
+
+
+def falco_config_dir(manifest: Manifest, overrides: DirectoryOverrides) -> Path | None:
+    """Where sync keeps the Falco config snippet: the flag/env, else [install], else None."""
+    override = overrides.dirs.get(FALCO_CONFIG_KEY)
+    if override is not None:
+        return override
+    configured = manifest.install.falco_config_dir
+    if configured is None:
+        return None
+    return manifest.directory / os.path.expanduser(configured)
+
+
 def install_directories(manifest: Manifest, overrides: DirectoryOverrides) -> dict[str, Path]:
     """[install] directories (relative to falco.toml's directory), overridden by flags/env."""
     configured = {key: getattr(manifest.install, key) for key in INSTALL_DIR_DEFAULTS}
@@ -74,7 +88,7 @@ def sync_fingerprint(
     """
     hasher = _sha256()
     for part in (
-        b"falcopkg-sync-2",
+        b"falcopkg-sync-3",
         __version__.encode(),
         manifest_bytes,
         lock_bytes,
@@ -83,6 +97,7 @@ def sync_fingerprint(
             f"{k}{'!' if k in overrides.dirs else '='}{os.path.normpath(directories[k])}".encode()
             for k in INSTALL_DIR_DEFAULTS
         ),
+        f"{FALCO_CONFIG_KEY}!{overrides.dirs.get(FALCO_CONFIG_KEY, '')}".encode(),
         b"frozen" if frozen else b"checked",
     ):
         hasher.update(len(part).to_bytes(8, "big"))
@@ -160,4 +175,18 @@ def quick_noop(
     stamp = sync_fingerprint(
         project.manifest_bytes, project.lock_bytes, platform, directories, overrides, frozen=frozen
     )
-    return quick_noop_check(directories.values(), stamp)
+    counts = quick_noop_check(directories.values(), stamp)
+    if counts is None:
+        return None
+    from falcopkg.workflows.falco_config import record_intact, record_path
+
+    rules_dir = directories["rulesfiles_dir"]
+    wants_snippet = FALCO_CONFIG_KEY in overrides.dirs or _sets_key(text, FALCO_CONFIG_KEY)
+    if (wants_snippet and not record_path(rules_dir).exists()) or not record_intact(rules_dir):
+        return None
+    return counts
+
+
+def _sets_key(text: str, key: str) -> bool:
+    """Whether a line of falco.toml (not a comment) mentions ``key``: any doubt is a yes."""
+    return any(key in line and not line.lstrip().startswith("#") for line in text.splitlines())

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from falcopkg.errors import UsageError
 from falcopkg.workflows.noop import (
     DirectoryOverrides,
+    falco_config_dir,
     install_directories,
     quick_noop,
     sync_fingerprint,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from falcopkg.core.lockfile import Lock
     from falcopkg.services.installer import BlobAccess, SyncReport
     from falcopkg.services.registries import RegistryAccess
+    from falcopkg.workflows.falco_config import SnippetChange
     from falcopkg.workflows.project import Project
 
 
@@ -43,6 +45,7 @@ class SyncResult:
     report: SyncReport | None
     up_to_date: tuple[int, int] = (0, 0)  # (files, artifacts) when report is None
     lock_changed: bool = False
+    falco_config: SnippetChange | None = None  # the [install] falco_config_dir snippet
 
 
 def sync(project: Project, options: SyncOptions) -> SyncResult:
@@ -95,7 +98,18 @@ def sync(project: Project, options: SyncOptions) -> SyncResult:
             lock_source=str(project.lock_path),
             stamp=stamp,
         )
-    return SyncResult(report, lock_changed=lock_changed)
+    from falcopkg.workflows.falco_config import apply_snippet, snippet_text
+
+    # After the files it names are in place: a watching Falco reloads a consistent set.
+    text = snippet_text(lock, manifest, options.platform, directories) if lock.artifacts else None
+    snippet = apply_snippet(
+        falco_config_dir(manifest, options.overrides),
+        text,
+        directories["rulesfiles_dir"],
+        force=options.force,
+        dry_run=options.dry_run,
+    )
+    return SyncResult(report, lock_changed=lock_changed, falco_config=snippet)
 
 
 def current_lock(

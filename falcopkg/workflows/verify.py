@@ -79,5 +79,15 @@ def verify(project: Project, *, platform: str, overrides: DirectoryOverrides) ->
         )
         for action in plan.actions
     )
+    from falcopkg.workflows.falco_config import snippet_drift, snippet_text
+    from falcopkg.workflows.noop import falco_config_dir
+
+    config_dir = falco_config_dir(manifest, overrides)
+    if config_dir is not None:
+        text = snippet_text(lock, manifest, platform, directories) if lock.artifacts else None
+        found = snippet_drift(config_dir, text, directories["rulesfiles_dir"])
+        if found is not None:
+            kind, path, detail = found
+            drift = (*drift, Drift(kind, str(path), "falco config", detail))
     checked = sum(len(files) for files in desired.files.values())
     return VerifyResult(project.lock_path, platform, checked, plan.up_to_date_artifacts, drift)

@@ -14,7 +14,12 @@ import click
 
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.output import quantity
-from falcopkg.cli.params import install_dir_options, json_option, platform_option
+from falcopkg.cli.params import (
+    falco_config_dir_option,
+    install_dir_options,
+    json_option,
+    platform_option,
+)
 from falcopkg.errors import InstallError
 from falcopkg.workflows.noop import DirectoryOverrides
 from falcopkg.workflows.sync import SyncOptions, SyncResult
@@ -25,6 +30,13 @@ if TYPE_CHECKING:
     from falcopkg.services.installer import SyncReport
     from falcopkg.workflows.project import Project
 
+SNIPPET_VERBS = {
+    "written": "Wrote the Falco config snippet",
+    "updated": "Updated the Falco config snippet",
+    "removed": "Removed the Falco config snippet",
+    "kept-modified": "changed since falcopkg wrote it",
+    "kept-unowned": "not written by falcopkg",
+}
 KIND_SYMBOL = {"add": "+", "update": "~", "remove": "-", "keep-modified": "!", "keep-unowned": "!"}
 
 
@@ -38,6 +50,7 @@ KIND_SYMBOL = {"add": "+", "update": "~", "remove": "-", "keep-modified": "!", "
 )
 @platform_option
 @install_dir_options
+@falco_config_dir_option
 @pass_app
 def sync(
     app: AppContext,
@@ -50,12 +63,16 @@ def sync(
     rulesfiles_dir: Path | None,
     plugins_dir: Path | None,
     assets_dir: Path | None,
+    falco_config_dir: Path | None,
 ) -> None:
     """Make the install directories hold exactly the files locked in falco.lock."""
     options = SyncOptions(
         platform=platform,
         overrides=DirectoryOverrides.of(
-            rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
+            rulesfiles_dir=rulesfiles_dir,
+            plugins_dir=plugins_dir,
+            assets_dir=assets_dir,
+            falco_config_dir=falco_config_dir,
         ),
         dry_run=dry_run,
         offline=offline,
@@ -69,10 +86,22 @@ def sync(
 def run_sync(app: AppContext, project: Project, options: SyncOptions) -> SyncResult:
     """Run the sync workflow and render its result (also after `add`/`remove`)."""
     result = sync_workflow(project, options)
+    snippet = result.falco_config
+    if snippet is not None and snippet.outcome != "unchanged":
+        verb = SNIPPET_VERBS[snippet.outcome]
+        if snippet.kept:
+            app.console.warn(f"kept {snippet.path}: {verb}")
+        else:
+            app.console.info(f"{'Would have ' if options.dry_run else ''}{verb} {snippet.path}")
     if result.report is None:
         app.console.info(nothing_to_do(*result.up_to_date))
     else:
         print_report(app, result.report, dry_run=options.dry_run)
+    if snippet is not None and snippet.kept:
+        raise InstallError(
+            f"the Falco config snippet {snippet.path} was not updated (see the warning above)",
+            hint="run `falcopkg sync --force` to replace it",
+        )
     return result
 
 
@@ -141,6 +170,7 @@ def _action_line(action: Action) -> str:
 @json_option
 @platform_option
 @install_dir_options
+@falco_config_dir_option
 @pass_app
 def verify(
     app: AppContext,
@@ -149,12 +179,16 @@ def verify(
     rulesfiles_dir: Path | None,
     plugins_dir: Path | None,
     assets_dir: Path | None,
+    falco_config_dir: Path | None,
 ) -> None:
     """Compare the installed files with falco.lock; list any drift (exit 1)."""
     from falcopkg.workflows.verify import verify as verify_workflow
 
     overrides = DirectoryOverrides.of(
-        rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
+        rulesfiles_dir=rulesfiles_dir,
+        plugins_dir=plugins_dir,
+        assets_dir=assets_dir,
+        falco_config_dir=falco_config_dir,
     )
     result = verify_workflow(app.project(), platform=platform, overrides=overrides)
     lock_name = result.lock_path.name
