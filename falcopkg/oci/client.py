@@ -37,7 +37,7 @@ import requests.utils
 import urllib3.exceptions
 
 from falcopkg import __version__, fsutil
-from falcopkg.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE
+from falcopkg.core.reference import DIGEST_RE
 from falcopkg.digests import bytes_digest, check_digest, split_digest
 from falcopkg.errors import IntegrityError, InvalidReferenceError, NetworkError
 from falcopkg.oci import mediatypes
@@ -53,6 +53,12 @@ from falcopkg.oci.errors import (
     RegistryTLSError,
     RegistryUnreachableError,
 )
+from falcopkg.oci.store import (
+    DEFAULT_BLOB_BYTES_LIMIT,
+    MAX_MANIFEST_SIZE,
+    check_reference,
+    check_repository,
+)
 from falcopkg.retry import (
     backoff_delay,
     is_retryable_status,
@@ -61,8 +67,6 @@ from falcopkg.retry import (
 )
 
 CHUNK_SIZE = 1024 * 1024
-MAX_MANIFEST_SIZE = 4 * 1024 * 1024  # distribution's own limit for manifests
-DEFAULT_BLOB_BYTES_LIMIT = 16 * 1024 * 1024
 MAX_REDIRECTS = 10
 #: No new attempt after a connection failure once this much time has gone by, so that an
 #: unreachable registry is reported in well under 30 s even with connect timeouts.
@@ -217,7 +221,7 @@ class RegistryClient:
 
     def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
         """Every tag of ``repository`` in the registry's order, following pagination."""
-        _check_repository(repository)
+        check_repository(repository)
         what = f"repository {self.host}/{repository}"
         query = {"n": str(page_size)} if page_size else {}
         url = self._url(f"/v2/{repository}/tags/list", query)
@@ -263,8 +267,8 @@ class RegistryClient:
         Fetched by digest (or with ``expected_digest``), the bytes are verified and an
         IntegrityError names the digest on a mismatch.
         """
-        _check_repository(repository)
-        _check_reference(reference)
+        check_repository(repository)
+        check_reference(reference)
         what = self._describe(repository, reference)
         headers = {"Accept": ", ".join(accept)}
         scopes = (Scope.of(repository, "pull"),)
@@ -291,8 +295,8 @@ class RegistryClient:
         accept: Sequence[str] = mediatypes.MANIFEST_MEDIA_TYPES,
     ) -> Descriptor | None:
         """The manifest's descriptor without its body, or None if it does not exist."""
-        _check_repository(repository)
-        _check_reference(reference)
+        check_repository(repository)
+        check_reference(reference)
         what = self._describe(repository, reference)
         url = self._url(f"/v2/{repository}/manifests/{reference}")
         scopes = (Scope.of(repository, "pull"),)
@@ -314,8 +318,8 @@ class RegistryClient:
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """Upload ``data`` exactly as given under a tag or its digest; returns its digest."""
-        _check_repository(repository)
-        _check_reference(reference)
+        check_repository(repository)
+        check_reference(reference)
         digest = bytes_digest(data)
         what = self._describe(repository, reference)
         if DIGEST_RE.match(reference):
@@ -400,7 +404,7 @@ class RegistryClient:
         IntegrityError after the last chunk if size or digest do not match, so a consumer
         must treat what it wrote as unverified until the iteration ends normally.
         """
-        _check_repository(repository)
+        check_repository(repository)
         algorithm, _ = split_digest(digest)
         what = f"blob {digest} from {self.host}/{repository}"
         url = self._url(f"/v2/{repository}/blobs/{digest}")
@@ -441,7 +445,7 @@ class RegistryClient:
         when given (at least the registry's ``OCI-Chunk-Min-Length``). A failed upload
         starts over from the beginning, reopening the file.
         """
-        _check_repository(repository)
+        check_repository(repository)
         split_digest(digest)
         actual_size = len(source) if isinstance(source, bytes) else source.stat().st_size
         what = f"blob {digest} to {self.host}/{repository}"
@@ -470,8 +474,8 @@ class RegistryClient:
 
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
         """Ask the registry to link a blob of another repository; True if it did (201)."""
-        _check_repository(repository)
-        _check_repository(from_repository)
+        check_repository(repository)
+        check_repository(from_repository)
         split_digest(digest)
         what = f"blob {digest} mounted from {self.host}/{from_repository} into {repository}"
         url = self._url(
@@ -493,7 +497,7 @@ class RegistryClient:
 
     # -- blob internals ---------------------------------------------------------------------------
     def _head_blob(self, repository: str, digest: str, scopes: Sequence[Scope]) -> int | None:
-        _check_repository(repository)
+        check_repository(repository)
         split_digest(digest)
         what = f"blob {digest} in {self.host}/{repository}"
         url = self._url(f"/v2/{repository}/blobs/{digest}")
@@ -517,7 +521,7 @@ class RegistryClient:
         max_size: int | None,
         progress: Callable[[int], None] | None,
     ) -> None:
-        _check_repository(repository)
+        check_repository(repository)
         algorithm, _ = split_digest(digest)
         what = f"blob {digest} from {self.host}/{repository}"
         url = self._url(f"/v2/{repository}/blobs/{digest}")
@@ -984,19 +988,6 @@ def _failed_url(exc: BaseException, url: str) -> str:
     return failed if isinstance(failed, str) and failed else url
 
 
-def _check_repository(repository: str) -> None:
-    if not REPOSITORY_RE.match(repository):
-        raise InvalidReferenceError(
-            f"invalid repository name {repository!r}",
-            hint="repository names are lower-case path components like `falcosecurity/rules/x`",
-        )
-
-
-def _check_reference(reference: str) -> None:
-    if not (TAG_RE.match(reference) or DIGEST_RE.match(reference)):
-        raise InvalidReferenceError(f"invalid tag or digest {reference!r}")
-
-
 def _with_query(url: str, **params: str) -> str:
     """``url`` with ``params`` added, keeping its own query (upload session state)."""
     parts = urlsplit(url)
@@ -1015,13 +1006,9 @@ def _manifest_media_type(content_type: str, data: bytes, what: str) -> str:
         body = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidManifestError(f"{what} is not JSON") from None
-    declared = body.get("mediaType") if isinstance(body, dict) else None
-    if isinstance(declared, str) and declared:
-        return declared
-    if isinstance(body, dict) and "manifests" in body:
-        return mediatypes.OCI_INDEX
-    if isinstance(body, dict) and "layers" in body:
-        return mediatypes.OCI_MANIFEST
+    found = mediatypes.media_type_of_manifest(body)
+    if found is not None:
+        return found
     raise InvalidManifestError(f"{what} has no media type (neither Content-Type nor mediaType)")
 
 

@@ -60,21 +60,24 @@ def _skopeo_copy(source: str, destination: str) -> None:
     )
 
 
+STANDARD = (("falco-rules", "1.0.0"), ("other-rules", "1.0.0"), ("container", "0.4.1"))
+
+
+def _copy_all(origin: RunningRegistry, destination: Callable[[str], str]) -> None:
+    """skopeo copies every artifact of standard_project from ``origin`` (an independent
+    copier: what falcopkg reads back was not written by falcopkg)."""
+    for name, version in STANDARD:
+        reference = f"{origin.host}/acme/{name}:{version}"
+        _skopeo_copy(f"docker://{reference}", destination(reference))
+
+
 def test_lock_and_sync_through_a_registry_mirror_with_the_origin_down(
     tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
 ) -> None:
     origin, mirror = registry_factory("plain"), registry_factory("plain")
     project = _origin_project(tmp_path, origin)
     locked = project.lock_path.read_bytes()
-    for name, version in (
-        ("falco-rules", "1.0.0"),
-        ("other-rules", "1.0.0"),
-        ("container", "0.4.1"),
-    ):
-        _skopeo_copy(
-            f"docker://{origin.host}/acme/{name}:{version}",
-            f"docker://{mirror.host}/cache/acme/{name}:{version}",
-        )
+    _copy_all(origin, lambda ref: f"docker://{mirror.host}/cache/{ref.partition('/')[2]}")
     origin.stop()
     _with_mirror(
         project,
@@ -101,13 +104,7 @@ def test_lock_and_sync_from_an_oci_layout_with_no_registry_and_an_empty_cache(
     project = _origin_project(tmp_path, origin)
     locked = project.lock_path.read_bytes()
     layout = project.root / "vendor"
-    for name, version in (
-        ("falco-rules", "1.0.0"),
-        ("other-rules", "1.0.0"),
-        ("container", "0.4.1"),
-    ):
-        reference = f"{origin.host}/acme/{name}:{version}"
-        _skopeo_copy(f"docker://{reference}", f"oci:{layout}:{reference}")
+    _copy_all(origin, lambda ref: f"oci:{layout}:{ref}")
     origin.stop()
     _with_mirror(project, 'mirror = "oci-layout:vendor"\n')
     shutil.rmtree(tmp_home.cache_dir)
@@ -126,15 +123,7 @@ def test_a_mirror_from_the_user_config_applies_to_every_project(
     origin, mirror = registry_factory("plain"), registry_factory("plain")
     project = _origin_project(tmp_path, origin)
     locked = project.lock_path.read_bytes()
-    for name, version in (
-        ("falco-rules", "1.0.0"),
-        ("other-rules", "1.0.0"),
-        ("container", "0.4.1"),
-    ):
-        _skopeo_copy(
-            f"docker://{origin.host}/acme/{name}:{version}",
-            f"docker://{mirror.host}/m/acme/{name}:{version}",
-        )
+    _copy_all(origin, lambda ref: f"docker://{mirror.host}/m/{ref.partition('/')[2]}")
     origin.stop()
     (tmp_home.config_dir / "config.toml").write_text(
         f'[registries."{origin.host}"]\nplain_http = true\nmirror = "{mirror.host}/m"\n\n'
