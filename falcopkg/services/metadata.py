@@ -394,6 +394,20 @@ class RegistryMetadataProvider:
         return CachedStore(store, self.cache), repository
 
 
+def declared_metadata(
+    stores: RegistryAccess, cache: BlobCache, source: str, remote: RemoteArtifact
+) -> CandidateMetadata:
+    """What ``remote`` declares as `lock` reads it (SPEC §2): its config's dependencies and
+    requirements united with the ``required_*`` entries of the rules YAML in its layer."""
+    provider = RegistryMetadataProvider(
+        stores=stores,
+        cache=cache,
+        locate=lambda _name: Location(source),
+        platforms=remote.platform_names or ("",),
+    )
+    return provider.metadata(remote.config.name or source, remote.root_digest)
+
+
 def _root_record(remote: RemoteArtifact) -> dict[str, Any]:
     return {
         "type": remote.type.name,

@@ -438,3 +438,19 @@ def test_a_lock_with_bad_values_is_refused_and_repaired_by_lock(
         assert repaired.exit_code == 0, repaired.stderr
         assert "ignoring the damaged falco.lock" in repaired.stderr
         assert (project / "falco.lock").read_text() == good
+
+
+def test_artifact_info_shows_the_dependencies_the_rules_yaml_declares(
+    catalog: Catalog, project: Path
+) -> None:
+    """falco-rules' config names no plugin; its YAML requires container: info shows what
+    lock uses (SPEC §2), not `dependencies: none`."""
+    import json
+
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    text = run_cli("-C", project, "artifact", "info", "falco-rules")
+    assert text.exit_code == 0, text
+    line = next(row for row in text.stdout.splitlines() if "dependencies" in row)
+    assert "container" in line and "none" not in line
+    data = json.loads(run_cli("-C", project, "artifact", "info", "falco-rules", "--json").stdout)
+    assert "container" in [d["name"] for d in data["selected"]["dependencies"]]

@@ -21,6 +21,7 @@ from falcopkg.errors import FalcopkgError
 from falcopkg.services.indexes import IndexStore, LoadedIndex
 
 if TYPE_CHECKING:
+    from falcopkg.artifact.config import Dependency
     from falcopkg.artifact.remote import RemoteArtifact
     from falcopkg.oci.store import ContentStore
 
@@ -179,6 +180,9 @@ class ArtifactInfo(NamedTuple):
     floating: dict[str, str | None]  # alias tag -> the version tag it points to
     selected_tag: str | None
     remote: RemoteArtifact
+    # The config's united with the rules YAML's (SPEC §2): what `lock` uses.
+    dependencies: tuple[Dependency, ...]
+    requirements: dict[str, str]
 
 
 @artifact.command()
@@ -192,15 +196,19 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     REF is an index name or a registry reference, with an optional :tag or @digest
     (default: the newest version).
     """
+    from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import resolve_reference
+    from falcopkg.services.metadata import declared_metadata
 
     reference = reference_argument(ref)
     indexes = load_indexes(app) if reference.is_index_name else []
     located, entry, index_name = resolve_reference(reference, indexes)
     with app.registries(plain_http=plain_http) as registries:
         # Through the registry's mirror, if it has one, like every other read.
-        store, repository = registries.endpoint(f"{located.registry}/{located.repository}")
+        source = f"{located.registry}/{located.repository}"
+        store, repository = registries.endpoint(source)
         details = _gather(store, repository, located.version_ref)
+        declared = declared_metadata(registries, BlobCache(app.cache_dir), source, details[4])
     result = ArtifactInfo(
         reference=located.locator,
         entry=entry,
@@ -210,6 +218,8 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
         floating=details[2],
         selected_tag=details[3],
         remote=details[4],
+        dependencies=declared.dependencies,
+        requirements=dict(declared.requirements),
     )
     if as_json:
         app.console.json(_info_json(result))
@@ -296,8 +306,11 @@ def _info_json(result: ArtifactInfo) -> dict[str, Any]:
                 for name, manifest in sorted(remote.platforms.items())
                 if name
             },
-            "dependencies": [dep.to_dict() for dep in remote.config.dependencies],
-            "requirements": [req.to_dict() for req in remote.config.requirements],
+            "dependencies": [dep.to_dict() for dep in result.dependencies],
+            "requirements": [
+                {"name": name, "version": version}
+                for name, version in sorted(result.requirements.items())
+            ],
         },
     }
     return data
@@ -339,13 +352,14 @@ def _info_text(result: ArtifactInfo) -> str:
     rows.append(
         (
             "dependencies",
-            ", ".join(_dependency_text(d) for d in remote.config.dependencies) or "none",
+            ", ".join(_dependency_text(d) for d in result.dependencies) or "none",
         )
     )
     rows.append(
         (
             "requirements",
-            ", ".join(f"{r.name} {r.version}" for r in remote.config.requirements) or "none",
+            ", ".join(f"{name} {version}" for name, version in sorted(result.requirements.items()))
+            or "none",
         )
     )
     width = max(len(label) for label, _ in rows) + 1
