@@ -38,7 +38,14 @@ from falcopkg.core.index import (
 )
 from falcopkg.core.index_config import IndexConfig
 from falcopkg.core.reference import Reference, parse_reference
-from falcopkg.errors import ConfigError, InvalidReferenceError, NetworkError, OfflineError, known
+from falcopkg.errors import (
+    ConfigError,
+    FalcopkgError,
+    InvalidReferenceError,
+    NetworkError,
+    OfflineError,
+    known,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -659,10 +666,29 @@ class IndexStore:
     # -- several indexes ----------------------------------------------------------------
 
     def load_all(
-        self, configs: Sequence[IndexConfig], *, offline: bool = False
+        self,
+        configs: Sequence[IndexConfig],
+        *,
+        offline: bool = False,
+        unavailable: list[tuple[IndexConfig, FalcopkgError]] | None = None,
     ) -> list[LoadedIndex]:
-        """Every index in order, from the cache or fetched when missing."""
-        return [self.open(config, offline=offline) for config in configs]
+        """Every index in order, from the cache or fetched when missing.
+
+        With ``unavailable`` (a list to fill), an index that cannot be fetched or read is
+        left out and recorded there, so the others still answer; only when every index is
+        unavailable is the first error raised.
+        """
+        if unavailable is None:
+            return [self.open(config, offline=offline) for config in configs]
+        loaded = []
+        for config in configs:
+            try:
+                loaded.append(self.open(config, offline=offline))
+            except (NetworkError, OfflineError, ConfigError) as exc:
+                unavailable.append((config, exc))
+        if configs and not loaded:
+            raise unavailable[0][1]
+        return loaded
 
 
 def _environment_ca_bundle() -> str | None:
@@ -686,8 +712,18 @@ def find_in_indexes(name: str, indexes: Sequence[LoadedIndex]) -> tuple[IndexEnt
     return None
 
 
+def unavailable_warning(config: IndexConfig, error: FalcopkgError) -> str:
+    """What to say when one index is left out and the others answer."""
+    return (
+        f"index {config.name!r} is unavailable, using the others: {error.message} "
+        f"(`falcopkg index remove {config.name}` drops it)"
+    )
+
+
 def resolve_reference(
-    ref: Reference | str, indexes: Sequence[LoadedIndex]
+    ref: Reference | str,
+    indexes: Sequence[LoadedIndex],
+    unavailable: Sequence[tuple[IndexConfig, FalcopkgError]] = (),
 ) -> tuple[Reference, IndexEntry | None, str | None]:
     """A reference at its registry location, with the index entry and index it came from.
 
@@ -702,6 +738,16 @@ def resolve_reference(
     if found is not None:
         entry, index_name = found
         return reference.with_location(entry.registry, entry.repository), entry, index_name
+    if unavailable:
+        names = ", ".join(repr(config.name) for config, _ in unavailable)
+        config, error = unavailable[0]
+        raise UnknownArtifactError(
+            f"{_unknown_message(reference.name, indexes)}, and index {names} could not be "
+            f"read ({error.message}): it may be there",
+            hint=f"retry when {config.name!r} answers, name the index that has it "
+            f'(`{reference.name} = {{ version = "…", index = "NAME" }}` or `--index NAME`), '
+            f"or `falcopkg index remove {config.name}`",
+        )
     raise UnknownArtifactError(
         _unknown_message(reference.name, indexes), hint=_unknown_hint(reference.name, indexes)
     )

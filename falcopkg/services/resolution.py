@@ -9,7 +9,7 @@ costs one tags request per artifact, and with ``offline`` uses only cached metad
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,13 +24,14 @@ from falcopkg.core.resolver import (
     resolve,
 )
 from falcopkg.core.versions import Version
-from falcopkg.errors import UsageError
+from falcopkg.errors import FalcopkgError, UsageError
 
 # Re-exported: they lived here before services.project_files, which sync uses without the resolver.
 from falcopkg.services.project_files import read_lock as read_lock
 from falcopkg.services.project_files import write_lock_if_changed as write_lock_if_changed
 
 if TYPE_CHECKING:
+    from falcopkg.core.index_config import IndexConfig
     from falcopkg.core.manifest import Manifest
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import LoadedIndex
@@ -43,26 +44,43 @@ class Messages(Protocol):
 
     def detail(self, message: str) -> None: ...
 
+    def warn(self, message: str) -> None: ...
+
 
 class Locator:
     """Where each artifact lives: its falco.toml ``ref``, else the indexes (first wins, or
     only the ``index`` it names). Indexes are loaded once, on the first name that needs
     them; thread-safe for the metadata provider's parallel prefetch."""
 
-    def __init__(self, manifest: Manifest, cache_dir: Path, *, offline: bool = False) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        cache_dir: Path,
+        *,
+        offline: bool = False,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.manifest = manifest
         self.cache_dir = cache_dir
         self.offline = offline
+        self.warn = warn
         self._indexes: list[LoadedIndex] | None = None
+        # Indexes that could not be read: left out while another index can answer.
+        self.unavailable: list[tuple[IndexConfig, FalcopkgError]] = []
         self._lock = threading.Lock()
 
     def loaded_indexes(self) -> list[LoadedIndex]:
         with self._lock:
             if self._indexes is None:
-                from falcopkg.services.indexes import IndexStore
+                from falcopkg.services.indexes import IndexStore, unavailable_warning
 
                 store = IndexStore(self.cache_dir)
-                self._indexes = store.load_all(list(self.manifest.indexes), offline=self.offline)
+                self._indexes = store.load_all(
+                    list(self.manifest.indexes), offline=self.offline, unavailable=self.unavailable
+                )
+                for config, error in self.unavailable:
+                    if self.warn is not None:
+                        self.warn(unavailable_warning(config, error))
             return self._indexes
 
     def __call__(self, name: str) -> Location:
@@ -72,9 +90,14 @@ class Locator:
         if spec is not None and spec.ref is not None:
             return Location(spec.ref)
         indexes = self.loaded_indexes()
+        unavailable = self.unavailable
         if spec is not None and spec.index is not None:
+            for config, error in unavailable:
+                if config.name == spec.index:
+                    raise error  # the one index this dependency may come from
             indexes = [index for index in indexes if index.name == spec.index]
-        located, entry, index_name = resolve_reference(name, indexes)
+            unavailable = []
+        located, entry, index_name = resolve_reference(name, indexes, unavailable)
         return Location(located.locator, index_name, entry.type if entry else None)
 
 
@@ -114,7 +137,7 @@ def resolve_lock(
     kept = [] if existing_lock is None or upgrade else list(existing_lock.artifacts)
     kept = [artifact for artifact in kept if artifact.name not in upgrade_packages]
     provider: MetadataProvider = _provider(
-        manifest, kept, offline=offline, stores=stores, cache=cache
+        manifest, kept, offline=offline, stores=stores, cache=cache, console=console
     )
     if not follow_dependencies:
         provider = _WithoutDependencies(provider)
@@ -154,6 +177,7 @@ def _provider(
     offline: bool,
     stores: RegistryAccess | None,
     cache: BlobCache,
+    console: Messages | None = None,
 ) -> RegistryMetadataProvider:
     """A metadata provider that knows the digests ``locked`` pins (the lock is the cache of
     tag → digest, so kept versions need no manifest request)."""
@@ -168,7 +192,9 @@ def _provider(
     return RegistryMetadataProvider(
         stores=stores,
         cache=cache,
-        locate=Locator(manifest, cache.root, offline=offline),
+        locate=Locator(
+            manifest, cache.root, offline=offline, warn=console.warn if console else None
+        ),
         platforms=manifest.target.platforms,
         known_digests=known_digests,
         offline=offline,
@@ -223,7 +249,9 @@ def find_outdated(
     """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
     from falcopkg.errors import ResolutionError
 
-    provider = _provider(manifest, lock.artifacts, offline=offline, stores=stores, cache=cache)
+    provider = _provider(
+        manifest, lock.artifacts, offline=offline, stores=stores, cache=cache, console=console
+    )
     try:
         upgraded: Resolution | None = _resolve(manifest, provider, {})
     except ResolutionError as exc:

@@ -23,6 +23,7 @@ from falcopkg.services.indexes import IndexStore, LoadedIndex
 if TYPE_CHECKING:
     from falcopkg.artifact.config import Dependency
     from falcopkg.artifact.remote import RemoteArtifact
+    from falcopkg.core.index_config import IndexConfig
     from falcopkg.oci.store import ContentStore
 
 DESCRIPTION_WIDTH = 60
@@ -46,10 +47,15 @@ def artifact() -> None:
 # -- shared: which indexes --------------------------------------------------------------------
 
 
-def load_indexes(app: AppContext, only: Sequence[str] = ()) -> list[LoadedIndex]:
+def load_indexes(
+    app: AppContext,
+    only: Sequence[str] = (),
+    unavailable: list[tuple[IndexConfig, FalcopkgError]] | None = None,
+) -> list[LoadedIndex]:
     """The indexes read-only commands use (project, else user config, else the official one).
 
-    Cached copies are used as they are; missing ones are fetched now.
+    Cached copies are used as they are; missing ones are fetched now. One that cannot be
+    read is left out with a warning (and recorded in ``unavailable``) while others answer.
     """
     from falcopkg.services.userconfig import DEFAULT_INDEX_HINT, effective_indexes
 
@@ -68,7 +74,13 @@ def load_indexes(app: AppContext, only: Sequence[str] = ()) -> list[LoadedIndex]
                 hint="run `falcopkg index list` to see the configured indexes",
             )
         configs = [by_name[name] for name in dict.fromkeys(only)]
-    return IndexStore(app.cache_dir).load_all(configs)
+    from falcopkg.services.indexes import unavailable_warning
+
+    missing = unavailable if unavailable is not None else []
+    loaded = IndexStore(app.cache_dir).load_all(configs, unavailable=missing)
+    for config, error in missing:
+        app.console.warn(unavailable_warning(config, error))
+    return loaded
 
 
 def _ranked(
@@ -201,8 +213,9 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     from falcopkg.services.metadata import declared_metadata
 
     reference = reference_argument(ref)
-    indexes = load_indexes(app) if reference.is_index_name else []
-    located, entry, index_name = resolve_reference(reference, indexes)
+    unavailable: list[tuple[IndexConfig, FalcopkgError]] = []
+    indexes = load_indexes(app, unavailable=unavailable) if reference.is_index_name else []
+    located, entry, index_name = resolve_reference(reference, indexes, unavailable)
     with app.registries(plain_http=plain_http) as registries:
         # Through the registry's mirror, if it has one, like every other read.
         source = f"{located.registry}/{located.repository}"
