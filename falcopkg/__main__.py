@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from falcopkg.cli.main import main
+from falcopkg.entry import main
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,8 @@ path (falcopkg.cli.commands.install) reads [install] without loading the manifes
 
 from __future__ import annotations
 
+import os
+
 DEFAULT_PLATFORMS: tuple[str, ...] = ("linux/amd64", "linux/arm64")
 # falcoctl's defaults (and the falco chart's allowedTypes).
 DEFAULT_RULESFILES_DIR = "/etc/falco"
@@ -21,3 +23,24 @@ INSTALL_DIR_DEFAULTS: dict[str, str] = {
 # The environment variable overriding each (like the --rulesfiles-dir … flags).
 INSTALL_DIR_ENV: dict[str, str] = {key: "FALCOPKG_" + key.upper() for key in INSTALL_DIR_DEFAULTS}
 DEFAULT_ALLOWED_TYPES: tuple[str, ...] = ("rulesfile", "plugin")
+
+# uname machine names → OCI (Go) architecture names.
+_MACHINE_TO_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv8l": "arm64",
+    "s390x": "s390x",
+    "ppc64le": "ppc64le",
+    "riscv64": "riscv64",
+}
+
+
+def host_platform() -> str:
+    """This machine as an OCI platform (``linux/amd64``, ``linux/arm64`` …); os.uname, not
+    the platform module, which the no-op sync cannot afford to import."""
+    uname = os.uname()
+    system = uname.sysname.lower() or "linux"
+    machine = uname.machine.lower()
+    return f"{system}/{_MACHINE_TO_ARCH.get(machine, machine)}"

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import platform as _platform
 import re
 
+from falcopkg.defaults import host_platform as host_platform  # re-exported
 from falcopkg.errors import UsageError
 
 # falcoctl's rule (OS/ARCH), plus an optional variant as OCI allows (linux/arm/v7).
 PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")
-
-# platform.machine() names → OCI (Go) architecture names.
-_MACHINE_TO_ARCH = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "armv8l": "arm64",
-    "s390x": "s390x",
-    "ppc64le": "ppc64le",
-    "riscv64": "riscv64",
-}
 
 
 def validate_platform(text: str, *, flag: str = "--platform") -> str:
@@ -41,10 +29,3 @@ def platform_dict(platform: str) -> dict[str, str]:
     if len(parts) == 3:
         result["variant"] = parts[2]
     return result
-
-
-def host_platform() -> str:
-    """This machine as an OCI platform (``linux/amd64``, ``linux/arm64`` …)."""
-    system = _platform.system().lower() or "linux"
-    machine = _platform.machine().lower()
-    return f"{system}/{_MACHINE_TO_ARCH.get(machine, machine)}"

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from falcopkg.services.state import STATE_DIR_NAME
+from falcopkg.workflows.noop import read_snippet_record
+from falcopkg.workflows.noop import snippet_record_path as record_path
 
 if TYPE_CHECKING:
     from falcopkg.core.lockfile import Lock
     from falcopkg.core.manifest import Manifest
 
 SNIPPET_NAME = "falcopkg.yaml"
-RECORD_NAME = "falco-config.json"
 
 Outcome = Literal["written", "updated", "removed", "unchanged", "kept-modified", "kept-unowned"]
 
@@ -42,36 +42,9 @@ class SnippetChange:
         return self.outcome.startswith("kept")
 
 
-def record_path(rulesfiles_dir: Path) -> Path:
-    return rulesfiles_dir / STATE_DIR_NAME / RECORD_NAME
-
-
 def read_record(rulesfiles_dir: Path) -> dict[str, object] | None:
     """falcopkg's record of the snippet it wrote, or None (missing or damaged: not ours)."""
-    try:
-        data = json.loads(record_path(rulesfiles_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        return None
-    if not all(isinstance(data.get(k), int) for k in ("size", "mtime_ns")):
-        return None
-    return data
-
-
-def record_intact(rulesfiles_dir: Path) -> bool:
-    """Whether the snippet falcopkg recorded (if any) still has its size and mtime: the no-op
-    sync's check (stdlib only, no hashing)."""
-    if not record_path(rulesfiles_dir).exists():
-        return True
-    record = read_record(rulesfiles_dir)
-    if record is None:
-        return False
-    try:
-        facts = os.lstat(str(record["path"]))
-    except OSError:
-        return False
-    return facts.st_size == record["size"] and facts.st_mtime_ns == record["mtime_ns"]
+    return read_snippet_record(rulesfiles_dir)
 
 
 def snippet_text(

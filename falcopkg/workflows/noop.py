@@ -178,11 +178,10 @@ def quick_noop(
     counts = quick_noop_check(directories.values(), stamp)
     if counts is None:
         return None
-    from falcopkg.workflows.falco_config import record_intact, record_path
-
     rules_dir = directories["rulesfiles_dir"]
     wants_snippet = FALCO_CONFIG_KEY in overrides.dirs or _sets_key(text, FALCO_CONFIG_KEY)
-    if (wants_snippet and not record_path(rules_dir).exists()) or not record_intact(rules_dir):
+    record = snippet_record_path(rules_dir)
+    if (wants_snippet and not record.exists()) or not _snippet_intact(rules_dir):
         return None
     return counts
 
@@ -190,3 +189,51 @@ def quick_noop(
 def _sets_key(text: str, key: str) -> bool:
     """Whether a line of falco.toml (not a comment) mentions ``key``: any doubt is a yes."""
     return any(key in line and not line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def nothing_to_do(files: int, artifacts: int) -> str:
+    """The one line a no-op sync prints."""
+    from falcopkg.text import quantity
+
+    verb = "is" if files == 1 else "are"
+    return f"Nothing to do: {quantity(files, 'file')} of {quantity(artifacts, 'artifact')} {verb} up to date"
+
+
+# --- the Falco config snippet's record (workflows.falco_config writes it) -----------------
+
+SNIPPET_RECORD = "falco-config.json"
+
+
+def snippet_record_path(rulesfiles_dir: Path) -> Path:
+    """Where falcopkg records the snippet it keeps in falco_config_dir: the rules directory's
+    state directory (never beside the snippet: Falco loads every file there)."""
+    return rulesfiles_dir / ".falcopkg" / SNIPPET_RECORD
+
+
+def read_snippet_record(rulesfiles_dir: Path) -> dict[str, object] | None:
+    """The record, or None (missing or damaged: the snippet is then not ours)."""
+    import json
+
+    try:
+        data = json.loads(snippet_record_path(rulesfiles_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        return None
+    if not all(type(data.get(k)) is int for k in ("size", "mtime_ns")):
+        return None
+    return data
+
+
+def _snippet_intact(rulesfiles_dir: Path) -> bool:
+    """Whether the recorded snippet (if any) still has its size and mtime."""
+    if not snippet_record_path(rulesfiles_dir).exists():
+        return True
+    record = read_snippet_record(rulesfiles_dir)
+    if record is None:
+        return False
+    try:
+        facts = os.lstat(str(record["path"]))
+    except OSError:
+        return False
+    return facts.st_size == record["size"] and facts.st_mtime_ns == record["mtime_ns"]

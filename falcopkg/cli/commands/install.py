@@ -21,7 +21,7 @@ from falcopkg.cli.params import (
     platform_option,
 )
 from falcopkg.errors import InstallError
-from falcopkg.workflows.noop import DirectoryOverrides
+from falcopkg.workflows.noop import DirectoryOverrides, nothing_to_do
 from falcopkg.workflows.sync import SyncOptions, SyncResult
 from falcopkg.workflows.sync import sync as sync_workflow
 
@@ -144,11 +144,6 @@ def print_report(app: AppContext, report: SyncReport, *, dry_run: bool) -> None:
             f"content is in the way (see the warnings above)",
             hint="run `falcopkg sync --force` to replace them, or move them away",
         )
-
-
-def nothing_to_do(files: int, artifacts: int) -> str:
-    verb = "is" if files == 1 else "are"
-    return f"Nothing to do: {quantity(files, 'file')} of {quantity(artifacts, 'artifact')} {verb} up to date"
 
 
 def _nothing_to_do(report: SyncReport) -> str:
