@@ -163,14 +163,24 @@ class _State:
     order: tuple[str, ...] = ()
     groups: tuple[_Group, ...] = ()
 
+    # Names before this position in ``order`` are all chosen: next_name starts here, so
+    # deciding n names costs O(n) scans in all, not O(n²).
+    decided: int = 0
+
     def with_need(self, need: _Need) -> _State:
         needs = dict(self.needs)
+        known = need.name in needs  # a name is in ``order`` once it has a need
         needs[need.name] = (*needs.get(need.name, ()), need)
-        order = self.order if need.name in self.order else (*self.order, need.name)
+        order = self.order if known else (*self.order, need.name)
         return replace(self, needs=needs, order=order)
 
     def next_name(self) -> str | None:
-        return next((name for name in self.order if name not in self.chosen), None)
+        position = self.decided
+        while position < len(self.order) and self.order[position] in self.chosen:
+            position += 1
+        if position > self.decided:
+            object.__setattr__(self, "decided", position)  # a cache: the state stays the same
+        return self.order[position] if position < len(self.order) else None
 
 
 @dataclass
@@ -684,14 +694,14 @@ class _Resolver:
     def assemble(self, state: _State) -> Resolution:
         edges: list[Edge] = []
         artifacts: dict[str, ResolvedArtifact] = {}
+        children: dict[str, dict[str, str]] = {}  # parent -> child -> constraint, one pass
+        for needs in state.needs.values():
+            for need in needs:
+                if need.parent is not None:
+                    children.setdefault(need.parent, {})[need.name] = str(need.constraint)
         for name in state.order:
             candidate = state.chosen[name]
-            needs_of_children = {
-                need.name: str(need.constraint)
-                for needs in state.needs.values()
-                for need in needs
-                if need.parent == name
-            }
+            needs_of_children = children.get(name, {})
             spec = self.roots.get(name)
             for need in state.needs[name]:
                 constraint = (

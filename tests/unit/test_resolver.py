@@ -323,3 +323,32 @@ def test_a_group_member_chosen_too_old_for_the_group_backtracks() -> None:
     resolution = run_case(data)
     versions = {name: str(a.version) for name, a in resolution.artifacts.items()}
     assert versions == {"eks-rules": "0.3.0", "k8saudit-rules": "0.16.0", "k8saudit-eks": "0.12.0"}
+
+
+def test_a_deep_chain_resolves_without_touching_the_recursion_limit() -> None:
+    """3,000 artifacts, each brought in by the previous one: the search is iterative (no
+    RecursionError, sys.getrecursionlimit() unchanged) and about linear in the count."""
+    import sys
+
+    count = 3000
+    available: dict[str, Any] = {
+        f"a{i}": {
+            "type": "rulesfile",
+            "versions": {
+                "1.0.0": {
+                    "files": [f"a{i}.yaml"],
+                    "dependencies": [{"name": f"a{i + 1}", "version": "1.0.0"}]
+                    if i + 1 < count
+                    else [],
+                }
+            },
+        }
+        for i in range(count)
+    }
+    limit = sys.getrecursionlimit()
+    started = time.monotonic()
+    resolution = run_case({"available": available, "manifest": '[dependencies]\na0 = "1"\n'})
+    elapsed = time.monotonic() - started
+    assert len(resolution.artifacts) == count
+    assert sys.getrecursionlimit() == limit
+    assert elapsed < 10, elapsed
