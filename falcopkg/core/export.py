@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from falcopkg.core.reference import REPOSITORY_RE, is_registry_host, is_valid_host
+from falcopkg.core.reference import registry_prefix
 from falcopkg.errors import ConfigError, LockError, UsageError
 
 if TYPE_CHECKING:
@@ -412,16 +412,8 @@ def _ref(artifact: LockedArtifact, prefix: str | None) -> str:
 
 def parse_mirror_prefix(text: str) -> str:
     """``host[:port][/path]`` for `--mirror`: the registry and repository prefix refs move to."""
-    value = text.strip().rstrip("/")
-    host, _, path = value.partition("/")
-    valid = (
-        "://" not in value
-        and "@" not in value
-        and is_valid_host(host)
-        and is_registry_host(host)
-        and (not path or bool(REPOSITORY_RE.match(path)))
-    )
-    if not valid:
+    value = registry_prefix(text)
+    if value is None:
         # Not echoed when it could hold credentials (user:password@host).
         shown = "" if "@" in text else f" {text!r}"
         raise UsageError(

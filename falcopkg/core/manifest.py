@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from falcopkg.core.reference import DIGEST_RE, NAME_RE, TAG_RE, is_valid_host, parse_reference
+from falcopkg.core.reference import (
+    DIGEST_RE,
+    NAME_RE,
+    TAG_RE,
+    is_valid_host,
+    parse_reference,
+    registry_prefix,
+)
 from falcopkg.core.versions import Constraint, parse_version
 from falcopkg.defaults import (
     DEFAULT_ALLOWED_TYPES,
@@ -394,14 +401,14 @@ class _Reader:
                     hint='mirror = "oci-layout:vendor"',
                 )
             return LAYOUT_MIRROR_PREFIX + str(self.path.parent / Path(layout).expanduser())
-        host = text.strip("/").partition("/")[0]
-        if not is_valid_host(host):
+        prefix = registry_prefix(text)
+        if prefix is None:
             raise self.error(
                 at,
                 f"{text!r} is neither a registry (HOST[:PORT][/PREFIX]) nor oci-layout:DIR",
                 hint='mirror = "registry.internal:5000/falco" or mirror = "oci-layout:vendor"',
             )
-        return text.strip("/")
+        return prefix
 
     def dependencies(
         self, value: Any, indexes: tuple[IndexConfig, ...]

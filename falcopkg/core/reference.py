@@ -126,3 +126,18 @@ def parse_argument(text: str) -> Reference:
         return parse_reference(text)
     except InvalidReferenceError as exc:
         raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def registry_prefix(text: str) -> str | None:
+    """``host[:port][/path]`` normalised (no trailing slash): where a mirror or an export's
+    refs point. None when it is not one (a scheme, credentials, a tag or a bad path)."""
+    value = text.strip().rstrip("/")
+    host, _, path = value.partition("/")
+    valid = (
+        "://" not in value
+        and "@" not in value
+        and is_valid_host(host)
+        and is_registry_host(host)
+        and (not path or bool(REPOSITORY_RE.match(path)))
+    )
+    return value if valid else None
