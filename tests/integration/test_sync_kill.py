@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -48,16 +49,31 @@ NEW = {
 }
 
 
+@pytest.fixture(scope="module")
+def pushed_world(
+    plain_registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, str]]:
+    """demo-rules 1.0.0 (OLD) and 2.0.0 (NEW), about 24 MB, pushed once for every kill test:
+    (repository prefix, what was pushed by name)."""
+    prefix = f"tests/kill-{secrets.token_hex(3)}"
+    pusher = Project(tmp_path_factory.mktemp("kill-push"), plain_registry.host, prefix)
+    pusher.push("demo-rules", "1.0.0", OLD)
+    pusher.push("demo-rules", "2.0.0", NEW)
+    return prefix, dict(pusher.pushed)
+
+
 @pytest.fixture
 def two_locks(
-    tmp_home: TmpHome, tmp_path: Path, plain_registry: RunningRegistry, unique_repo: str
+    tmp_home: TmpHome,
+    tmp_path: Path,
+    plain_registry: RunningRegistry,
+    pushed_world: tuple[str, dict[str, str]],
 ) -> tuple[Project, str, str]:
     """A project with falco.lock texts for OLD and NEW, caches warm, OLD installed."""
     root = tmp_path / "project"
     root.mkdir()
-    project = Project(root, plain_registry.host, unique_repo)
-    project.push("demo-rules", "1.0.0", OLD)
-    project.push("demo-rules", "2.0.0", NEW)
+    prefix, pushed = pushed_world
+    project = Project(root, plain_registry.host, prefix, pushed=dict(pushed))
     texts = []
     for constraint in ("=1.0.0", "=2.0.0"):
         project.dependencies = {"demo-rules": constraint}
