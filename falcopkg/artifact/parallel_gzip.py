@@ -35,7 +35,8 @@ STORE_MARGIN = 64
 # Incompressibility probe: SAMPLES pieces of SAMPLE_SIZE bytes, spread over the block, deflated
 # at level 1; when together they save less than 1/STORE_MARGIN, the block is stored unprobed.
 SAMPLES = 4
-SAMPLE_SIZE = 8 * 1024
+SAMPLE_SIZE = 4 * 1024
+_STORED_MAX = 0xFFFF  # the most bytes one stored block holds
 
 
 class ByteSink(Protocol):
@@ -68,7 +69,24 @@ def deflate_block(block: bytes, dictionary: bytes, level: int, *, last: bool) ->
         deflated = _deflate(block, dictionary, level, last=last)
         if len(deflated) < len(block) - len(block) // STORE_MARGIN:
             return deflated
-    return _deflate(block, b"", 0, last=last)
+    return stored_blocks(block, last=last)
+
+
+def stored_blocks(block: bytes, *, last: bool) -> bytes:
+    """``block`` as deflate stored blocks (RFC 1951 3.2.4), starting on a byte boundary.
+
+    Written here rather than by zlib level 0, which copies through its window and output
+    buffers at a fraction of memory speed. Each block: a header byte (BFINAL bit, type 00,
+    padding), LEN and its complement, then the bytes.
+    """
+    pieces = []
+    starts = range(0, len(block), _STORED_MAX) if block else range(1)
+    for start in starts:
+        chunk = block[start : start + _STORED_MAX]
+        final = last and start + _STORED_MAX >= len(block)
+        pieces.append(struct.pack("<BHH", final, len(chunk), len(chunk) ^ 0xFFFF))
+        pieces.append(chunk)
+    return b"".join(pieces)
 
 
 def _deflate(block: bytes, dictionary: bytes, level: int, *, last: bool) -> bytes:
@@ -98,8 +116,10 @@ def _looks_incompressible(block: bytes) -> bool:
 class ParallelGzipWriter:
     """A write-only binary file object producing one gzip member in ``target``.
 
-    At most ``2 * threads`` blocks are in flight, so memory stays bounded whatever the
-    input size. ``close()`` finishes the stream; it does not close ``target``.
+    With several threads, blocks are deflated on a pool and written to ``target`` in order by
+    one writer thread (so reading the input, deflating and writing the output overlap). At
+    most ``2 * threads`` blocks are in flight, so memory stays bounded whatever the input
+    size. ``close()`` finishes the stream; it does not close ``target``.
     """
 
     def __init__(
@@ -117,12 +137,12 @@ class ParallelGzipWriter:
         self._crc = 0
         self._size = 0
         self._closed = False
-        self._in_flight: deque[Future[bytes]] = deque()
-        self._pool = (
-            ThreadPoolExecutor(self._threads, thread_name_prefix="falcopkg-gzip")
-            if self._threads > 1
-            else None
-        )
+        self._in_flight: deque[Future[None]] = deque()  # writes, in stream order
+        self._pool: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        if self._threads > 1:
+            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="falcopkg-gzip")
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="falcopkg-gzip-write")
         target.write(gzip_header(level))
 
     def writable(self) -> bool:
@@ -157,7 +177,7 @@ class ParallelGzipWriter:
             self._submit(bytes(self._pending), last=True)
             self._pending = bytearray()
             while self._in_flight:
-                self._target.write(self._in_flight.popleft().result())
+                self._in_flight.popleft().result()
             self._target.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
         finally:
             self.abandon()
@@ -168,9 +188,10 @@ class ParallelGzipWriter:
         for future in self._in_flight:
             future.cancel()
         self._in_flight.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        for pool in (self._pool, self._writer):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._writer = None
 
     def __enter__(self) -> ParallelGzipWriter:
         return self
@@ -184,11 +205,13 @@ class ParallelGzipWriter:
     def _submit(self, block: bytes, *, last: bool) -> None:
         dictionary = self._dictionary
         self._dictionary = block[-WINDOW:]
-        if self._pool is None:
+        if self._pool is None or self._writer is None:
             self._target.write(deflate_block(block, dictionary, self._level, last=last))
             return
         if len(self._in_flight) >= 2 * self._threads:
-            self._target.write(self._in_flight.popleft().result())
-        self._in_flight.append(
-            self._pool.submit(deflate_block, block, dictionary, self._level, last=last)
-        )
+            self._in_flight.popleft().result()  # also raises what a worker or the writer raised
+        deflated = self._pool.submit(deflate_block, block, dictionary, self._level, last=last)
+        self._in_flight.append(self._writer.submit(self._write_when_done, deflated))
+
+    def _write_when_done(self, deflated: Future[bytes]) -> None:
+        self._target.write(deflated.result())

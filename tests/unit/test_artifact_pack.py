@@ -227,10 +227,13 @@ def test_parallel_gzip_bytes_depend_on_neither_threads_nor_write_sizes(level: in
     assert compressed[:10] == reference.getvalue()[:10]
 
 
-@pytest.mark.parametrize("size", [0, 1, WINDOW, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE])
-def test_parallel_gzip_block_edges(size: int) -> None:
+@pytest.mark.parametrize("level", [0, 6])
+@pytest.mark.parametrize(
+    "size", [0, 1, 0xFFFF, 2 * 0xFFFF, WINDOW, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE]
+)
+def test_parallel_gzip_block_edges(size: int, level: int) -> None:
     data = _text(size)
-    assert gzip.decompress(_gzip_parallel(data, threads=2)) == data
+    assert gzip.decompress(_gzip_parallel(data, threads=2, level=level)) == data
 
 
 def test_parallel_gzip_is_one_member_for_the_gzip_tool(tmp_path: Path) -> None:
