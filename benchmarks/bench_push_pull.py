@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -260,7 +261,9 @@ def render_report(runs: Runs, size_mib: int, repeats: int) -> str:
         )
         if not ours or not theirs:
             return None
-        return median_of(ours).seconds / median_of(theirs).seconds
+        # Paired: each run's falcopkg time over the skopeo time of the same run (the load of
+        # a shared machine drifts between runs more than within one).
+        return statistics.median(a.seconds / b.seconds for a, b in zip(ours, theirs, strict=True))
 
     rows = [
         [
@@ -278,7 +281,7 @@ def render_report(runs: Runs, size_mib: int, repeats: int) -> str:
             "operation",
             "falcopkg time",
             "skopeo time",
-            "ratio",
+            "ratio (paired)",
             "falcopkg peak RSS",
             "skopeo peak RSS",
         ],
