@@ -118,8 +118,9 @@ class ParallelGzipWriter:
 
     With several threads, blocks are deflated on a pool and written to ``target`` in order by
     one writer thread (so reading the input, deflating and writing the output overlap). At
-    most ``2 * threads`` blocks are in flight, so memory stays bounded whatever the input
-    size. ``close()`` finishes the stream; it does not close ``target``.
+    most ``threads + 2`` blocks are in flight (each deflating, or waiting to be written), so
+    memory stays bounded whatever the input size: about 1 MiB per thread. ``close()``
+    finishes the stream; it does not close ``target``.
     """
 
     def __init__(
@@ -208,7 +209,7 @@ class ParallelGzipWriter:
         if self._pool is None or self._writer is None:
             self._target.write(deflate_block(block, dictionary, self._level, last=last))
             return
-        if len(self._in_flight) >= 2 * self._threads:
+        if len(self._in_flight) >= self._threads + 2:
             self._in_flight.popleft().result()  # also raises what a worker or the writer raised
         deflated = self._pool.submit(deflate_block, block, dictionary, self._level, last=last)
         self._in_flight.append(self._writer.submit(self._write_when_done, deflated))

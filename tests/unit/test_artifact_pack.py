@@ -10,6 +10,7 @@ import random
 import shutil
 import subprocess
 import tarfile
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,28 @@ def test_pack_digest_does_not_depend_on_the_thread_count(tmp_path: Path) -> None
         assert extracted is not None and extracted.read() == MIXED
     stored = pack_files(files, tmp_path / "level0", level=0)
     assert stored.digest != layers[0].digest and stored.size > layers[0].size
+
+
+class _FullDisk:
+    """A sink that fails like a full disk after ``room`` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        self.room -= len(data)
+        return len(data)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_parallel_gzip_passes_write_errors_on_and_stops_its_threads(threads: int) -> None:
+    before = threading.active_count()
+    with (
+        pytest.raises(OSError, match="No space left"),
+        ParallelGzipWriter(_FullDisk(BLOCK_SIZE), threads=threads) as writer,
+    ):
+        for start in range(0, len(MIXED), 100_000):
+            writer.write(MIXED[start : start + 100_000])
+    assert threading.active_count() == before
