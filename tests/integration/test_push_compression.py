@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from falcopkg.artifact.parallel_gzip import BLOCK_SIZE
 from tests.cli import run_cli
@@ -85,3 +90,75 @@ def test_push_compression_options(
     bad = run_cli("registry", "push", f"{reg.host}/{unique_repo}", str(plugin), "--type",
                   "plugin", "--version", "1.0.0", "--jobs", "0", "--plain-http")  # fmt: skip
     assert bad.exit_code == 2 and "--jobs" in bad.stderr
+
+
+GO_READER = """package main
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	f, err := os.Open(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		panic(err)
+	}
+	zr.Multistream(false) // read the first member only: all of the archive must be in it
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			panic(err)
+		}
+		sum := sha256.New()
+		if _, err := io.Copy(sum, tr); err != nil {
+			panic(err)
+		}
+		fmt.Printf("%s %x\\n", h.Name, sum.Sum(nil))
+	}
+	if _, err := io.Copy(io.Discard, zr); err != nil { // to the end: checks CRC-32 and size
+		panic(err)
+	}
+}
+"""
+
+
+def test_packed_layer_reads_with_go_compress_gzip(tmp_path: Path) -> None:
+    """falcoctl reads layers with Go's compress/gzip: the same reader, built here, must agree."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.skip("no Go toolchain (apt-get install golang-go)")
+    from falcopkg.artifact.pack import pack_files
+
+    (tmp_path / "reader").mkdir()
+    (tmp_path / "reader" / "main.go").write_text(GO_READER)
+    (tmp_path / "reader" / "go.mod").write_text("module reader\n\ngo 1.19\n")
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "GOCACHE": str(tmp_path / "gocache")}
+    subprocess.run(
+        [go, "build", "-o", str(tmp_path / "read"), "."],
+        cwd=tmp_path / "reader", env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    plugin = _plugin(tmp_path / "libbig.so")
+    layer = pack_files([plugin, RULES], tmp_path / "out", threads=3)
+    listed = subprocess.run(
+        [str(tmp_path / "read"), str(layer.path)], check=True, capture_output=True, text=True,
+        timeout=60,
+    ).stdout.split()  # fmt: skip
+    expected = [
+        item
+        for path in (plugin, RULES)
+        for item in (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
+    ]
+    assert listed == expected
