@@ -5,6 +5,13 @@
 - measuring a command: :func:`measure` runs it once and returns wall time and the peak
   resident set size of the process (GNU ``/usr/bin/time -f %M`` when installed, else a poll
   of ``/proc/<pid>/status`` VmHWM); :func:`median_of` folds repeated runs;
+- what users run: :func:`falcopkg_command` is the console script of a NON-editable install of
+  this checkout in its own venv (:func:`bench_venv`, cached under benchmarks/results/ and
+  rebuilt when the sources change), and :func:`bare_python` that venv's interpreter, the
+  baseline for interpreter start (the project's editable .venv has a .pth import hook that
+  slows every start down);
+- skopeo with a fresh blob-info cache: :func:`unprivileged` runs it as ``nobody`` (as root,
+  skopeo keeps one shared cache in /var/lib/containers/cache whatever HOME says);
 - reporting: :func:`markdown_table`, :func:`machine_info`, and :func:`write_doc_section`,
   which replaces one ``## `` section of docs/benchmarks.md and leaves the others alone.
 
@@ -14,6 +21,9 @@ Run benchmarks with the project's interpreter, e.g. ``.venv/bin/python benchmark
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import importlib.metadata
 import os
 import platform
 import re
@@ -40,13 +50,17 @@ __all__ = [
     "DOC_PATH",
     "MIB",
     "REPO_ROOT",
+    "UNPRIVILEGED_UID",
     "CommandFailed",
     "Measurement",
     "RegistryManager",
     "RunningRegistry",
+    "bare_python",
+    "bench_venv",
     "falcopkg_command",
     "format_mib",
     "format_seconds",
+    "give_to_unprivileged",
     "isolated_env",
     "machine_info",
     "markdown_table",
@@ -56,11 +70,15 @@ __all__ = [
     "remove_registry",
     "require_tools",
     "tool_version",
+    "unprivileged",
     "write_doc_section",
     "write_random_file",
 ]
 
 DOC_PATH = REPO_ROOT / "docs" / "benchmarks.md"
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"  # git-ignored
+BENCH_VENV = RESULTS_DIR / "venv"
+UNPRIVILEGED_UID = 65534  # nobody (and nogroup)
 GNU_TIME = Path("/usr/bin/time")
 MIB = 1024 * 1024
 _POLL_INTERVAL = 0.005  # seconds between VmHWM reads in the /proc fallback
@@ -81,11 +99,101 @@ class Measurement:
 
 
 def falcopkg_command() -> list[str]:
-    """The ``falcopkg`` console script of this interpreter's environment (what users run)."""
-    script = Path(sys.executable).parent / "falcopkg"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "falcopkg"]
+    """The ``falcopkg`` console script of a non-editable install of this checkout."""
+    return [str(bench_venv() / "bin" / "falcopkg")]
+
+
+def bare_python() -> str:
+    """The interpreter of that install's venv: no .pth hook, no pip or setuptools."""
+    return str(bench_venv() / "bin" / "python")
+
+
+@functools.cache
+def bench_venv() -> Path:
+    """A venv with falcopkg installed as users get it (a built wheel, not editable).
+
+    Made with ``python -m venv --without-pip`` from the base interpreter of this one, filled
+    by this environment's pip (``pip --python``) with the dependency versions this
+    environment has, and reinstalled whenever pyproject.toml or falcopkg/ changes. The
+    sources are copied out first, so no stale build/ directory can leak into the wheel.
+    """
+    python = BENCH_VENV / "bin" / "python"
+    stamp = BENCH_VENV / ".falcopkg-source"
+    fingerprint = _source_fingerprint()
+    if python.exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return BENCH_VENV
+    base = getattr(sys, "_base_executable", sys.executable)
+    if not python.exists():
+        print(f"creating {BENCH_VENV} (non-editable falcopkg)", file=sys.stderr, flush=True)
+        subprocess.run([base, "-m", "venv", "--without-pip", str(BENCH_VENV)], check=True)
+    else:
+        print(f"reinstalling falcopkg into {BENCH_VENV}", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="falcopkg-bench-src-") as tmp:
+        source = Path(tmp) / "src"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (REPO_ROOT / name).exists():
+                shutil.copy2(REPO_ROOT / name, source / name)
+        shutil.copytree(
+            REPO_ROOT / "falcopkg",
+            source / "falcopkg",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        constraints = Path(tmp) / "constraints.txt"
+        constraints.write_text(
+            "".join(
+                f"{dist.metadata['Name']}=={dist.version}\n"
+                for dist in importlib.metadata.distributions()
+                if dist.metadata["Name"] and dist.metadata["Name"].lower() != "falcopkg"
+            )
+        )
+        pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
+        subprocess.run([*pip, "--no-deps", "--force-reinstall", str(source)], check=True)
+        subprocess.run([*pip, "-c", str(constraints), str(source)], check=True)
+    # Byte-compile now, as pip does for users: the first measured start must not pay for it.
+    subprocess.run([str(python), "-m", "compileall", "-q", str(BENCH_VENV / "lib")], check=True)
+    stamp.write_text(fingerprint)
+    return BENCH_VENV
+
+
+def _source_fingerprint() -> str:
+    digest = hashlib.sha256(sys.version.encode())
+    paths = [REPO_ROOT / "pyproject.toml", *sorted((REPO_ROOT / "falcopkg").rglob("*.py"))]
+    for path in paths:
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def unprivileged(argv: Sequence[str]) -> list[str]:
+    """``argv`` run as ``nobody`` when we are root, so tools with a system-wide cache for root
+    (skopeo's blob-info cache) use the per-user one under the isolated HOME instead.
+
+    Whatever that user must read or write has to be handed over with
+    :func:`give_to_unprivileged` first.
+    """
+    if os.geteuid() != 0:
+        return list(argv)
+    if shutil.which("setpriv") is None:
+        sys.exit("error: running as root needs setpriv (util-linux) to run skopeo as nobody")
+    uid = str(UNPRIVILEGED_UID)
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]
+
+
+def give_to_unprivileged(*paths: Path) -> None:
+    """Make ``paths`` (recursively) owned by the unprivileged user and their parents
+    traversable, when we are root; no-op otherwise."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        for parent in path.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o011)
+        for root, dirs, files in os.walk(path):
+            for name in [root, *(os.path.join(root, d) for d in dirs)]:
+                os.chown(name, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+            for name in files:
+                os.chown(os.path.join(root, name), UNPRIVILEGED_UID, UNPRIVILEGED_UID)
 
 
 def require_tools(*names: str) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from _common import (
     MIB,
     Measurement,
+    bare_python,
     falcopkg_command,
     isolated_env,
     machine_info,
@@ -54,7 +55,6 @@ from falcopkg.artifact.types import get_type
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 
 TITLE = "sync (issue 5)"
-PYTHON = sys.executable
 
 
 @dataclass
@@ -165,7 +165,9 @@ class Bench:
         self.run(root, "sync")  # records the no-op stamp, warms the bytecode cache
         sync = [*self.falcopkg, "sync"]
         ours = median_seconds(lambda: wall_seconds(sync, self.env, root), self.runs)
-        base = median_seconds(lambda: wall_seconds([PYTHON, "-c", "pass"], self.env), self.runs)
+        base = median_seconds(
+            lambda: wall_seconds([bare_python(), "-c", "pass"], self.env), self.runs
+        )
         return [
             Row(
                 "no-op `falcopkg sync`, 100 artifacts installed",

@@ -2,8 +2,9 @@
 
 The layer is a gzip tar with the files at the archive root under their base names, like
 falcoctl builds it, but reproducible: fixed mtime, owner and gzip header, so the same
-files always give the same digest. Archives are streamed to disk while their sha256 and
-size are computed; no file is held in memory.
+files always give the same digest. It is deflated on several threads in fixed-size blocks
+(parallel_gzip), so the thread count changes the speed, never the bytes. Archives are
+streamed to disk while their sha256 and size are computed; no file is held in memory.
 
 Manifest and index bytes follow Go's field order and compact encoding (see gojson), so
 they can be compared byte for byte with what falcoctl/ORAS push.
@@ -11,7 +12,6 @@ they can be compared byte for byte with what falcoctl/ORAS push.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import stat
@@ -20,10 +20,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from falcopkg.archive import list_layer
 from falcopkg.artifact.gojson import go_json_bytes, sorted_map
+from falcopkg.artifact.parallel_gzip import BLOCK_SIZE, DEFAULT_LEVEL, ParallelGzipWriter
 from falcopkg.digests import bytes_digest, file_digest
 from falcopkg.errors import InstallError, UsageError
 from falcopkg.oci.descriptor import Descriptor
@@ -34,8 +35,6 @@ CREATED_ANNOTATION = "org.opencontainers.image.created"
 SOURCE_ANNOTATION = "org.opencontainers.image.source"
 
 ARCHIVE_SUFFIX = ".tar.gz"
-# Go's gzip default; smaller archives than level 1, much faster than 9.
-GZIP_LEVEL = 6
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -86,11 +85,17 @@ def is_gzip_file(path: Path) -> bool:
 
 
 def prepare_layer(
-    files: Sequence[Path], work_dir: Path, *, archive_name: str | None = None
+    files: Sequence[Path],
+    work_dir: Path,
+    *,
+    archive_name: str | None = None,
+    level: int = DEFAULT_LEVEL,
+    threads: int | None = None,
 ) -> PackedLayer:
     """The layer for ``files``: one ready-made .tar.gz is used as it is; anything else is packed.
 
-    This is what falcoctl's push does with its FILE arguments.
+    This is what falcoctl's push does with its FILE arguments. ``level`` (0-9) and
+    ``threads`` (default: the usable CPUs) are the gzip settings of packing.
     """
     check_regular_files(files)
     if len(files) == 1 and is_gzip_file(files[0]):
@@ -101,13 +106,21 @@ def prepare_layer(
             f"{archives[0]} is already a gzip archive; it cannot be packed together with other files",
             hint="push one .tar.gz on its own, or pass the plain files to pack them into one layer",
         )
-    return pack_files(files, work_dir, archive_name=archive_name)
+    return pack_files(files, work_dir, archive_name=archive_name, level=level, threads=threads)
 
 
 def pack_files(
-    files: Sequence[Path], work_dir: Path, *, archive_name: str | None = None
+    files: Sequence[Path],
+    work_dir: Path,
+    *,
+    archive_name: str | None = None,
+    level: int = DEFAULT_LEVEL,
+    threads: int | None = None,
 ) -> PackedLayer:
-    """Pack regular ``files`` at the archive root into a reproducible tar.gz in ``work_dir``."""
+    """Pack regular ``files`` at the archive root into a reproducible tar.gz in ``work_dir``.
+
+    The bytes depend on the files and ``level`` only, not on ``threads``.
+    """
     if not files:
         raise UsageError("no files to pack", hint="pass at least one FILE")
     check_regular_files(files)
@@ -123,12 +136,15 @@ def pack_files(
     target = work_dir / title
     with target.open("wb") as raw:
         writer = _HashingWriter(raw)
-        # filename="" and mtime=0 keep the gzip header free of names and times.
+        # The gzip header holds no name and mtime 0; files are read a block at a time.
         with (
-            gzip.GzipFile(
-                filename="", mode="wb", fileobj=writer, compresslevel=GZIP_LEVEL, mtime=0
-            ) as gz,
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ParallelGzipWriter(writer, level=level, threads=threads) as gz,
+            tarfile.TarFile(
+                fileobj=cast(IO[bytes], gz),  # in mode "w" tarfile only writes and tells
+                mode="w",
+                format=tarfile.PAX_FORMAT,
+                copybufsize=BLOCK_SIZE,
+            ) as tar,
         ):
             for path in files:
                 _add_file(tar, path)

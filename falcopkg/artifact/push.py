@@ -30,6 +30,7 @@ from falcopkg.artifact.pack import (
     manifest_annotations,
     prepare_layer,
 )
+from falcopkg.artifact.parallel_gzip import DEFAULT_LEVEL
 from falcopkg.artifact.platforms import host_platform, platform_dict, validate_platform
 from falcopkg.artifact.rules_yaml import (
     merge_dependencies,
@@ -168,6 +169,8 @@ def push_artifact(
     requirements: Sequence[Requirement] = (),
     annotation_source: str | None = None,
     created: str | None = NOW,
+    compression_level: int = DEFAULT_LEVEL,
+    threads: int | None = None,
     log: Log | None = None,
 ) -> PushResult:
     """Push ``files`` as one artifact of ``artifact_type`` and tag it.
@@ -175,7 +178,8 @@ def push_artifact(
     ``dependencies``/``requirements`` are the explicit ones (--depends-on/--requires); for
     types that read rules YAML, what raw YAML files declare fills in the names not given.
     ``name`` defaults to the repository's last component, as falcoctl does. ``created`` is
-    an RFC 3339 time, ``NOW``, or None to leave the annotation out.
+    an RFC 3339 time, ``NOW``, or None to leave the annotation out. ``compression_level``
+    and ``threads`` set the gzip of packed layers; the thread count never changes a digest.
     """
     say = log or (lambda _message: None)
     all_tags = artifact_tags(version, tags, floating=add_floating_tags)
@@ -203,14 +207,20 @@ def push_artifact(
 
     with tempfile.TemporaryDirectory(prefix="falcopkg-push-") as work:
         work_dir = Path(work)
+
+        def layer_of(paths: list[Path], directory: str) -> PackedLayer:
+            return prepare_layer(
+                paths, work_dir / directory, level=compression_level, threads=threads
+            )
+
         # One layer per platform for multi-platform types, else one layer of every file.
         if artifact_type.multi_platform:
             layers = [
-                (platform, prepare_layer([path], work_dir / str(number)))
+                (platform, layer_of([path], str(number)))
                 for number, (platform, path) in enumerate(pairs)
             ]
         else:
-            layers = [("", prepare_layer([path for _, path in pairs], work_dir / "layer"))]
+            layers = [("", layer_of([path for _, path in pairs], "layer"))]
         manifests = [
             image_manifest_bytes(
                 config_desc, layer.descriptor(artifact_type.layer_media_type), annotations

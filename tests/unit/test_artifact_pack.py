@@ -6,7 +6,12 @@ import gzip
 import io
 import json
 import os
+import random
+import shutil
+import subprocess
 import tarfile
+import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from falcopkg.artifact.pack import (
     pack_files,
     prepare_layer,
 )
+from falcopkg.artifact.parallel_gzip import BLOCK_SIZE, WINDOW, ParallelGzipWriter
 from falcopkg.digests import bytes_digest, file_digest
 from falcopkg.errors import UsageError
 from falcopkg.oci.descriptor import Descriptor
@@ -173,3 +179,133 @@ def test_config_descriptor_and_annotations(monkeypatch: pytest.MonkeyPatch) -> N
         "org.opencontainers.image.created": "t",
         "org.opencontainers.image.source": "s",
     }
+
+
+# --- parallel gzip -------------------------------------------------------------------------
+
+
+def _text(size: int) -> bytes:
+    """Real, compressible text: the standard library's sources, in a fixed order."""
+    chunks, total = [], 0
+    for path in sorted(Path(tarfile.__file__).parent.glob("*.py")):
+        chunks.append(path.read_bytes())
+        total += len(chunks[-1])
+        if total >= size:
+            break
+    return b"".join(chunks)[:size]
+
+
+def _random(size: int, seed: int = 13) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def _gzip_parallel(data: bytes, *, threads: int, level: int = 6, piece: int = 65_536) -> bytes:
+    out = io.BytesIO()
+    with ParallelGzipWriter(out, level=level, threads=threads) as writer:
+        for start in range(0, len(data), piece):
+            writer.write(data[start : start + piece])
+    return out.getvalue()
+
+
+MIXED = _text(BLOCK_SIZE * 2 + 12_345) + _random(BLOCK_SIZE * 2) + _text(BLOCK_SIZE)
+
+
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+def test_parallel_gzip_bytes_depend_on_neither_threads_nor_write_sizes(level: int) -> None:
+    outputs = {
+        _gzip_parallel(MIXED, threads=threads, level=level, piece=piece)
+        for threads, piece in [(1, 65_536), (2, 1), (2, 999_983), (4, 4096), (4, len(MIXED))]
+        if piece > 1 or level == 1  # byte-by-byte writes are slow: once is enough
+    }
+    assert len(outputs) == 1
+    compressed = outputs.pop()
+    assert gzip.decompress(compressed) == MIXED
+    assert zlib.decompress(compressed, 31) == MIXED  # exactly one gzip member, nothing after
+    # The header GzipFile(filename="", mtime=0) writes, as falcopkg's layers always had.
+    reference = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=reference, compresslevel=level, mtime=0):
+        pass
+    assert compressed[:10] == reference.getvalue()[:10]
+
+
+@pytest.mark.parametrize("level", [0, 6])
+@pytest.mark.parametrize(
+    "size", [0, 1, 0xFFFF, 2 * 0xFFFF, WINDOW, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE]
+)
+def test_parallel_gzip_block_edges(size: int, level: int) -> None:
+    data = _text(size)
+    assert gzip.decompress(_gzip_parallel(data, threads=2, level=level)) == data
+
+
+def test_parallel_gzip_is_one_member_for_the_gzip_tool(tmp_path: Path) -> None:
+    if shutil.which("gzip") is None:
+        pytest.skip("no gzip tool")
+    archive = tmp_path / "mixed.gz"
+    archive.write_bytes(_gzip_parallel(MIXED, threads=2))
+    subprocess.run(["gzip", "-t", str(archive)], check=True, timeout=60)
+    listed = subprocess.run(
+        ["gzip", "-l", "--verbose", str(archive)], capture_output=True, text=True, check=True
+    )
+    assert str(len(MIXED)) in listed.stdout  # the trailer's size: one member holds it all
+
+
+def test_parallel_gzip_stores_what_does_not_compress() -> None:
+    data = _random(4 * BLOCK_SIZE + 777)
+    compressed = _gzip_parallel(data, threads=2)
+    assert gzip.decompress(compressed) == data
+    # Stored blocks cost 5 bytes per 64 KiB, plus header, trailer and flush markers.
+    assert len(compressed) <= len(data) * 1.001 + 64
+
+
+def test_parallel_gzip_ratio_close_to_plain_gzip() -> None:
+    data = _text(4 * 1024 * 1024)
+    ours = len(_gzip_parallel(data, threads=2))
+    assert ours <= len(gzip.compress(data, 6, mtime=0)) * 1.03
+
+
+def test_parallel_gzip_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="level"):
+        ParallelGzipWriter(io.BytesIO(), level=10)
+    with pytest.raises(ValueError, match="threads"):
+        ParallelGzipWriter(io.BytesIO(), threads=0)
+
+
+def test_pack_digest_does_not_depend_on_the_thread_count(tmp_path: Path) -> None:
+    files = [
+        _write(tmp_path / "in" / "libbig.so", MIXED, mode=0o755),
+        _write(tmp_path / "in" / "rules.yaml", _text(100_000)),
+    ]
+    layers = [
+        pack_files(files, tmp_path / f"out{threads}", threads=threads) for threads in (1, 2, 4)
+    ]
+    assert len({layer.digest for layer in layers}) == 1
+    with tarfile.open(layers[0].path, "r:gz") as tar:
+        extracted = tar.extractfile("libbig.so")
+        assert extracted is not None and extracted.read() == MIXED
+    stored = pack_files(files, tmp_path / "level0", level=0)
+    assert stored.digest != layers[0].digest and stored.size > layers[0].size
+
+
+class _FullDisk:
+    """A sink that fails like a full disk after ``room`` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def write(self, data: bytes) -> int:
+        if len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        self.room -= len(data)
+        return len(data)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_parallel_gzip_passes_write_errors_on_and_stops_its_threads(threads: int) -> None:
+    before = threading.active_count()
+    with (
+        pytest.raises(OSError, match="No space left"),
+        ParallelGzipWriter(_FullDisk(BLOCK_SIZE), threads=threads) as writer,
+    ):
+        for start in range(0, len(MIXED), 100_000):
+            writer.write(MIXED[start : start + 100_000])
+    assert threading.active_count() == before

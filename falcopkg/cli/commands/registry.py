@@ -102,6 +102,19 @@ def _check_host(text: str) -> str:
     "-r", "--requires", multiple=True, metavar="NAME:VERSION", help="A requirement (repeatable)."
 )
 @click.option("--annotation-source", metavar="URL", help="org.opencontainers.image.source.")
+@click.option(
+    "--compression-level",
+    type=click.IntRange(0, 9),
+    default=6,
+    show_default=True,
+    help="gzip level of packed layers (0 stores them uncompressed).",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Threads compressing packed layers [default: the CPUs]; digests do not depend on it.",
+)
 @plain_http_option
 @json_option
 @pass_app
@@ -118,6 +131,8 @@ def push(
     depends_on: tuple[str, ...],
     requires: tuple[str, ...],
     annotation_source: str | None,
+    compression_level: int,
+    jobs: int | None,
     plain_http: bool,
     as_json: bool,
 ) -> None:
@@ -157,6 +172,8 @@ def push(
             dependencies=dependencies,
             requirements=requirements,
             annotation_source=annotation_source,
+            compression_level=compression_level,
+            threads=jobs,
             log=console.detail,
         )
     for warning in result.warnings:
