@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from falcopkg.artifact.parallel_gzip import BLOCK_SIZE
-from tests.cli import run_cli
-from tests.conftest import TmpHome
+from tests.fixtures.cli import run_cli
+from tests.fixtures.home import TmpHome
 from tests.fixtures.registries import RunningRegistry
 
 RULES = Path(__file__).parent.parent.parent / "fixtures" / "rules" / "acme_rules.yaml"

@@ -42,7 +42,7 @@ INDEX_MT = "application/vnd.oci.image.index.v1+json"
 
 
 def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
-    """tests.cli.run_cli with a fixed SOURCE_DATE_EPOCH (reproducible digests)."""
+    """tests.fixtures.cli.run_cli with a fixed SOURCE_DATE_EPOCH (reproducible digests)."""
     return run_in_process(*args, input=input, env={"SOURCE_DATE_EPOCH": EPOCH, **(env or {})})
 
 
