@@ -24,7 +24,8 @@ DEPENDENCY_NAME_RE = re.compile(r"^[a-z]+[a-z0-9-_]*$")
 # semver.org's suggested expression without build metadata, as falcoctl validates.
 STRICT_SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$",
+    re.ASCII,  # \d is 0-9 only, not every Unicode digit
 )
 
 ENGINE_VERSION_SEMVER = "engine_version_semver"

@@ -40,6 +40,7 @@ from falcopkg import __version__, fsutil
 from falcopkg.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE
 from falcopkg.digests import bytes_digest, check_digest, split_digest
 from falcopkg.errors import IntegrityError, InvalidReferenceError, NetworkError
+from falcopkg.numbers import parse_ascii_int
 from falcopkg.oci import mediatypes
 from falcopkg.oci.auth import RegistryAuth, Scope, basic_header, parse_www_authenticate
 from falcopkg.oci.credentials import Credential, Warn, lookup_credential
@@ -1026,8 +1027,11 @@ def _manifest_media_type(content_type: str, data: bytes, what: str) -> str:
 
 
 def _int_header(resp: requests.Response, name: str) -> int | None:
-    value = resp.headers.get(name, "").strip()
-    return int(value) if value.isdigit() else None
+    """A numeric header's value; None when missing or not plain ASCII digits (``²``)."""
+    try:
+        return parse_ascii_int(resp.headers.get(name, "").strip(), name)
+    except ValueError:
+        return None
 
 
 def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from falcopkg.oci.auth import (
     RegistryAuth,
@@ -21,6 +22,7 @@ from falcopkg.oci.auth import (
 from falcopkg.oci.client import (
     RegistryClient,
     RegistryOptions,
+    _int_header,
     is_retryable_status,
     parse_retry_after,
     retry_delay,
@@ -328,6 +330,10 @@ def test_retryable_statuses(status: int, retryable: bool) -> None:
         ("-5", None),
         (None, None),
         ("", None),
+        ("²", None),  # str.isdigit() accepts it, int() and float() do not
+        ("\u0661\u0662", None),  # Arabic-Indic digits: float() read them as 12
+        ("9" * 5000, float(2**31)),  # too many digits: RFC 9111's 2**31, then capped
+        ("1.5", None),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
@@ -350,6 +356,23 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 def test_retry_delay(attempt: int, retry_after: str | None, rand: float, expected: float) -> None:
     options = RegistryOptions(backoff=0.5, max_retry_after=30.0)
     assert retry_delay(attempt, options, retry_after, rand=lambda: rand) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1234", 1234),
+        (" 7 ", 7),
+        ("²", None),
+        ("\u0661\u0662", None),
+        ("9" * 5000, None),
+        ("-1", None),
+    ],
+)
+def test_numeric_headers_are_ascii_digits_only(value: str, expected: int | None) -> None:
+    response = requests.Response()
+    response.headers["Content-Length"] = value
+    assert _int_header(response, "Content-Length") == expected
 
 
 def test_options_timeouts() -> None:
