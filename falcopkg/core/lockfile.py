@@ -342,10 +342,11 @@ class _LockReader:
     def _files(
         self, table: Mapping[str, Any], at: tuple[str | int, ...], artifact: str
     ) -> tuple[str, ...]:
+        from falcopkg.paths import is_install_path
+
         files = self._str_list(table, "files", at)
         for path in files:
-            parts = path.split("/")
-            if "\\" in path or "\x00" in path or any(part in ("", ".", "..") for part in parts):
+            if not is_install_path(path):
                 # Installs join these to their directory: only plain relative paths.
                 raise self.error(
                     (*at, "files"),

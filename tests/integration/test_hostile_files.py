@@ -4,10 +4,12 @@ before a registry would be asked (the registry named is a closed port)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from falcopkg.digests import bytes_digest
 from tests.cli import CliResult, run_cli
 from tests.conftest import TmpHome
 
@@ -159,3 +161,65 @@ def test_hostile_rules_yaml_is_refused_before_pushing(
         "registry", "push", "127.0.0.1:9/x", rules, "--type", "rulesfile", "--version", "1.0.0"
     )
     _one_clear_error(result, 1, where)
+
+
+# -- install state (Found #6) -------------------------------------------------------------------
+
+
+def _state_owning(path: str, victim: Path, *, pending: bool = False) -> str:
+    info = victim.stat()
+    digest = bytes_digest(victim.read_bytes())
+    record = {"sha256": digest, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    files = {} if pending else {path: record}
+    state = {
+        "version": 1,
+        "artifacts": {"x": {"version": "1.0.0", "layer": DIGEST_B, "files": files}},
+        "pending": {path: [digest]} if pending else {},
+    }
+    return json.dumps(state)
+
+
+@pytest.mark.parametrize(
+    ("owned", "pending"),
+    [
+        ("../victim.txt", False),  # this one made `sync` delete the file
+        ("sub/../../victim.txt", False),
+        ("ABSOLUTE", False),
+        ("../victim.txt", True),
+        ("./victim.txt", False),
+        ("a\\..\\victim.txt", False),
+    ],
+    ids=["dotdot", "dotdot-inside", "absolute", "pending-dotdot", "dot", "backslash"],
+)
+def test_state_paths_outside_the_directory_are_refused(
+    tmp_path: Path, tmp_home: TmpHome, owned: str, pending: bool
+) -> None:
+    install = {kind: tmp_path / kind for kind in ("rules", "plugins", "assets")}
+    for directory in install.values():
+        directory.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not falcopkg's\n", encoding="utf-8")
+    owned = str(victim) if owned == "ABSOLUTE" else owned
+    state = install["rules"] / ".falcopkg" / "state.json"
+    state.parent.mkdir()
+    state.write_text(_state_owning(owned, victim, pending=pending), encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "falco.toml").write_text(
+        "[install]\n"
+        + "".join(f'{kind}_dir = "{path}"\n' for kind, path in (
+            ("rulesfiles", install["rules"]),
+            ("plugins", install["plugins"]),
+            ("assets", install["assets"]),
+        ))
+        + "[dependencies]\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    assert run_cli("-C", project, "lock", "--offline").exit_code == 0
+    before = state.read_bytes()
+    for command in (["sync", "--offline"], ["sync", "--offline", "--force"], ["verify"]):
+        result = run_cli("-C", project, *command)
+        _one_clear_error(result, 1, f"cannot read the install state {state}")
+        assert "which is not a relative path inside the install directory" in result.stderr
+        assert victim.read_text(encoding="utf-8") == "not falcopkg's\n"
+        assert state.read_bytes() == before
