@@ -55,12 +55,13 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return float(RETRY_AFTER_OVERFLOW)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
+        stamp = when.timestamp() if when is not None else None
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None  # OverflowError: a day or hour of 25 digits
+    if stamp is None:
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return max(0.0, stamp - current)
 
 
 def backoff_delay(

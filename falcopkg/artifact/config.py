@@ -106,9 +106,10 @@ class ArtifactConfig:
         """Parse a config blob; unknown fields and nulls are ignored as Go's decoder does."""
         try:
             parsed = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # int()'s digit limit, deep nesting too
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ConfigError(
-                f"{source}: config is not valid JSON ({exc})",
+                f"{source}: config is not valid JSON ({reason})",
                 hint="the artifact was not pushed by a Falco-compatible tool; ask its publisher",
             ) from None
         if parsed is None:

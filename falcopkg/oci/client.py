@@ -1014,7 +1014,7 @@ def _manifest_media_type(content_type: str, data: bytes, what: str) -> str:
         return content_type
     try:
         body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
         raise InvalidManifestError(f"{what} is not JSON") from None
     declared = body.get("mediaType") if isinstance(body, dict) else None
     if isinstance(declared, str) and declared:
@@ -1096,7 +1096,7 @@ def _verify_bytes(data: bytes, digest: str, what: str) -> None:
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
         value = None
     if not isinstance(value, dict):
         raise RegistryError(f"invalid JSON in the {what}")
@@ -1107,7 +1107,7 @@ def _registry_error_body(body: bytes) -> tuple[str | None, str | None]:
     """(code, message) of the first entry of a distribution ``{"errors": [...]}`` body."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
         return None, None
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):

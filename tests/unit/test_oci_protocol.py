@@ -334,6 +334,9 @@ def test_retryable_statuses(status: int, retryable: bool) -> None:
         ("\u0661\u0662", None),  # Arabic-Indic digits: float() read them as 12
         ("9" * 5000, float(2**31)),  # too many digits: RFC 9111's 2**31, then capped
         ("1.5", None),
+        # Found by the property tests: email.utils raised OverflowError.
+        ("Wed, 999999999999999999999999921 Oct 2015 07:28:00 GMT", None),
+        ("Wed, 21 Oct 2015 07:99999999999999999999999:00 GMT", None),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
