@@ -460,3 +460,14 @@ def test_insecure_registry_silences_only_its_own_certificate_warnings() -> None:
         warnings.warn(warning_for("insecure.example.evil"), stacklevel=1)
     hosts = [str(w.message).split("'")[1] for w in shown]
     assert hosts == ["elsewhere.example", "insecure.example.evil"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 100_000, b'{"schemaVersion": ' + b"9" * 5000 + b"}", b"\xff\xfe"],
+    ids=["nested-100000", "5000-digit-number", "not-utf8"],
+)
+def test_hostile_manifest_json_is_invalid_manifest(data: bytes) -> None:
+    """json raises RecursionError and a plain ValueError (not JSONDecodeError) for these."""
+    with pytest.raises(InvalidManifestError, match="is not valid JSON"):
+        FetchedManifest("application/vnd.oci.image.manifest.v1+json", DIGEST, data).json()
