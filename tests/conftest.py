@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.registries", "tests.fixtures.index_server"]
+pytest_plugins = [
+    "tests.fixtures.registries",
+    "tests.fixtures.index_server",
+    "tests.fixtures.faultproxy",
+]
 
 
 @dataclass(frozen=True)
