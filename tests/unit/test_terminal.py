@@ -31,3 +31,16 @@ def test_every_control_character_is_escaped() -> None:
     escaped = escape_controls(controls)
     assert escaped.isprintable()
     assert len(escaped) == 4 * len(controls)
+
+
+def test_download_progress_lines_escape_the_artifact_name() -> None:
+    """Progress writes to stderr itself (not through Console): a locked name is escaped too."""
+    import io
+
+    from falcopkg.services.fetch import BlobRequest, Progress
+
+    stream = io.StringIO()
+    progress = Progress("lines", stream)
+    progress.begin(1, 10)
+    progress.finished(BlobRequest("evil\x1b]0;HACKED\x07 1.0.0", "h/r", "sha256:" + "a" * 64, 10))
+    assert stream.getvalue() == "Downloaded evil\\x1b]0;HACKED\\x07 1.0.0 (10 B)\n"
