@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.registries",
     "tests.fixtures.index_server",
     "tests.fixtures.faultproxy",
+    "tests.fixtures.hostile",
 ]
 
 
