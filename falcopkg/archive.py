@@ -29,6 +29,7 @@ from typing import BinaryIO, NoReturn, Protocol
 
 from falcopkg.digests import check_digest, split_digest
 from falcopkg.errors import InstallError
+from falcopkg.numbers import parse_ascii_int
 
 # 256 KiB: as fast as larger chunks for zlib and sha256, and small enough that buffers are
 # reused instead of freshly mapped (1 MiB chunks made extraction 40% slower).
@@ -54,10 +55,11 @@ _META_TYPES = frozenset(
 
 def default_max_bytes() -> int:
     """The unpacked-size bound: ``$FALCOPKG_MAX_UNPACKED_SIZE`` (bytes) or 1 GiB."""
-    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    return DEFAULT_MAX_BYTES
+    try:
+        value = parse_ascii_int(os.environ.get(MAX_BYTES_ENV, "").strip(), MAX_BYTES_ENV)
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+    return value or DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class _TarReader:
                 return  # end of archive (the caller drains the rest)
             if len(header) < tarfile.BLOCKSIZE:
                 raise tarfile.ReadError("unexpected end of data in a header")
-            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+            info = _parse_header(header)
             long_name: str | None = None
             pax: dict[str, str] = {}
             while info.type in _META_TYPES:
@@ -183,14 +185,13 @@ class _TarReader:
                 elif info.type in (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE):
                     pax.update(_pax_records(data))
                 # Global pax headers and GNU long link names change nothing we accept.
-                info = tarfile.TarInfo.frombuf(
-                    self._exact(tarfile.BLOCKSIZE), "utf-8", "surrogateescape"
-                )
+                info = _parse_header(self._exact(tarfile.BLOCKSIZE))
             size = info.size
             if "size" in pax:
-                if not pax["size"].isdigit():
-                    raise tarfile.HeaderError(f"bad pax size {pax['size']!r}")
-                size = int(pax["size"])
+                try:
+                    size = parse_ascii_int(pax["size"], "pax size")
+                except ValueError as exc:
+                    raise tarfile.HeaderError(str(exc)) from None
             name = pax.get("path") or long_name or info.name
             kind = info.type
             if kind == tarfile.AREGTYPE and name.endswith("/"):
@@ -224,6 +225,15 @@ class _TarReader:
             size -= len(chunk)
 
 
+def _parse_header(block: bytes) -> tarfile.TarInfo:
+    """One 512-byte header (checksum checked by tarfile); a negative size is refused too
+    (GNU base-256 numbers can encode one)."""
+    info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    if info.size < 0:
+        raise tarfile.HeaderError(f"negative size {info.size} in a header")
+    return info
+
+
 def _padded(size: int) -> int:
     return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
@@ -236,10 +246,12 @@ def _pax_records(data: bytes) -> dict[str, str]:
         if data[position:].strip(b"\0") == b"":
             break
         space = data.find(b" ", position)
-        length_text = data[position:space]
-        if space < 0 or not length_text.isdigit():
+        try:
+            end = position + parse_ascii_int(data[position:space], "pax record length")
+        except ValueError:
+            raise tarfile.HeaderError("malformed pax header") from None
+        if space < 0 or end <= space:
             raise tarfile.HeaderError("malformed pax header")
-        end = position + int(length_text)
         record = data[space + 1 : end]
         if end > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise tarfile.HeaderError("malformed pax header")

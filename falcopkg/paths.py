@@ -59,3 +59,16 @@ def find_manifest(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def is_install_path(path: str) -> bool:
+    """Whether ``path`` may name a file inside an install directory: relative POSIX parts,
+    none empty, ``.`` or ``..``, no backslash or NUL. The lock's layer files and the install
+    state's owned and pending paths are held to it, since installs and removals join them
+    to the directory."""
+    return (
+        bool(path)
+        and "\\" not in path
+        and "\x00" not in path
+        and all(part not in ("", ".", "..") for part in path.split("/"))
+    )

@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
+from falcopkg.numbers import NotANumberError, is_ascii_digits, parse_ascii_int
+
 #: The longest computed backoff between two attempts (a ``Retry-After`` has its own cap).
 MAX_BACKOFF = 8.0
 #: Connection failures are retried only while another attempt (delay plus connect timeout)
 #: still fits in this many seconds: an unreachable host fails in bounded time.
 CONNECT_RETRY_BUDGET = 25.0
+#: What a ``Retry-After`` of more digits than fit means (RFC 9111's rule for delta-seconds).
+RETRY_AFTER_OVERFLOW = 2**31
 
 
 class RetryableResponse(Protocol):
@@ -43,16 +47,21 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if is_ascii_digits(value):
+        # RFC 9111 §1.2.2: a delta too large to represent counts as 2**31 seconds.
+        try:
+            return float(parse_ascii_int(value, "Retry-After", max_digits=10))
+        except NotANumberError:
+            return float(RETRY_AFTER_OVERFLOW)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
+        stamp = when.timestamp() if when is not None else None
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None  # OverflowError: a day or hour of 25 digits
+    if stamp is None:
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return max(0.0, stamp - current)
 
 
 def backoff_delay(

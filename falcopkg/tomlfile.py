@@ -7,12 +7,21 @@ like ``artifact search`` never import tomlkit (it is imported inside the functio
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from falcopkg.errors import ConfigError
+
+SYNTAX_HINT = "fix the syntax at that line"
+# tomllib's messages end with the position: "Cannot overwrite a value (at line 2, column 6)".
+_TOMLLIB_POSITION = re.compile(
+    r"^(?P<reason>.*) \(at line (?P<line>[0-9]+), column (?P<column>[0-9]+)\)$"
+)
+_TOO_MANY_DIGITS = "an integer with more than 4,300 digits (Python's limit)"
+_LONG_NUMBER = re.compile(r"[0-9][0-9_]{4300,}")
 
 if TYPE_CHECKING:
     from tomlkit.exceptions import ParseError
@@ -33,17 +42,19 @@ def read_toml_data(
     return parse_toml_data(text, str(path)), text
 
 
-def parse_toml_data(text: str, source: str) -> dict[str, Any]:
-    """Plain data from TOML text: the stdlib ``tomllib`` when there is one (fast, no tomlkit);
-    tomlkit otherwise, and for the line and column of a syntax error."""
+def parse_toml_data(text: str, source: str, *, hint: str = SYNTAX_HINT) -> dict[str, Any]:
+    """Plain data from TOML text: the stdlib ``tomllib`` when there is one (fast, no tomlkit),
+    tomlkit otherwise. Text that is not valid TOML is a ConfigError naming ``source``, the
+    line and column, whichever way the parser failed (duplicate keys, arrays nested a
+    thousand deep, integers over Python's 4,300-digit limit)."""
     if sys.version_info >= (3, 11):
         import tomllib
 
         try:
             return tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            pass  # parse_document below raises with tomlkit's line and column
-    data: dict[str, Any] = parse_document(text, source).unwrap()
+        except (ValueError, RecursionError):  # TOMLDecodeError is a ValueError
+            raise _invalid_toml(text, source, hint) from None
+    data: dict[str, Any] = parse_document(text, source, hint=hint).unwrap()
     return data
 
 
@@ -65,17 +76,67 @@ def _read_text(path: Path, *, missing_ok: bool, missing_hint: str | None = None)
         raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})") from None
 
 
-def parse_document(text: str, source: str) -> TOMLDocument:
+def parse_document(text: str, source: str, *, hint: str = SYNTAX_HINT) -> TOMLDocument:
+    """A tomlkit document (for editing); invalid TOML is a ConfigError as in
+    :func:`parse_toml_data`."""
+    import tomlkit
+
+    try:
+        return tomlkit.parse(text)
+    except (ValueError, RecursionError, tomlkit.exceptions.TOMLKitError):
+        # ParseError is a ValueError; KeyAlreadyPresent (a duplicate key in an inline or
+        # dotted table) is only a TOMLKitError.
+        raise _invalid_toml(text, source, hint) from None
+
+
+def _invalid_toml(text: str, source: str, hint: str) -> ConfigError:
+    """The error for ``text``, which a parser refused: where tomlkit says (its line and
+    column), else where tomllib says; ``source:LINE:COL: invalid TOML: reason``."""
+    line, column, reason = _tomllib_problem(text)
+    if reason != _TOO_MANY_DIGITS:  # tomlkit calls that "Invalid number", past its end
+        line, column, reason = _tomlkit_problem(text) or (line, column, reason)
+    where = (
+        f"{source}:{line}:{column}" if line and column else f"{source}:{line}" if line else source
+    )
+    return ConfigError(f"{where}: invalid TOML: {reason}", hint=hint)
+
+
+def _tomlkit_problem(text: str) -> tuple[int | None, int | None, str] | None:
+    """tomlkit's (line, column, reason) when it raises a ParseError, which has a position."""
     import tomlkit
     from tomlkit.exceptions import ParseError
 
     try:
-        return tomlkit.parse(text)
+        tomlkit.parse(text)
     except ParseError as exc:
-        raise ConfigError(
-            f"{source}:{exc.line}:{exc.col}: invalid TOML: {_parse_reason(exc)}",
-            hint="fix the syntax at that line",
-        ) from None
+        return exc.line, exc.col, _parse_reason(exc)
+    except (ValueError, RecursionError, tomlkit.exceptions.TOMLKitError):
+        return None
+    return None  # tomlkit accepts some text tomllib refuses
+
+
+def _tomllib_problem(text: str) -> tuple[int | None, int | None, str]:
+    """(line, column, reason) from tomllib's message ``reason (at line L, column C)``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            match = _TOMLLIB_POSITION.match(str(exc))
+            if match:
+                return int(match["line"]), int(match["column"]), match["reason"]
+            return None, None, str(exc)
+        except ValueError:  # int()'s digit limit: the one other ValueError tomllib lets out
+            long_number = _LONG_NUMBER.search(text)
+            if long_number is None:
+                return None, None, _TOO_MANY_DIGITS
+            start = long_number.start()
+            line_start = text.rfind("\n", 0, start) + 1
+            return text.count("\n", 0, start) + 1, start - line_start + 1, _TOO_MANY_DIGITS
+        except RecursionError:
+            return None, None, "arrays or tables nested too deeply"
+    return None, None, "not valid TOML"
 
 
 def _parse_reason(exc: ParseError) -> str:

@@ -9,7 +9,12 @@ import pytest
 
 from tests.fixtures.home import TmpHome
 
-pytest_plugins = ["tests.fixtures.registries", "tests.fixtures.index_server"]
+pytest_plugins = [
+    "tests.fixtures.registries",
+    "tests.fixtures.index_server",
+    "tests.fixtures.faultproxy",
+    "tests.fixtures.hostile",
+]
 
 
 @pytest.fixture

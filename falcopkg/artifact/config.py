@@ -24,7 +24,8 @@ DEPENDENCY_NAME_RE = re.compile(r"^[a-z]+[a-z0-9-_]*$")
 # semver.org's suggested expression without build metadata, as falcoctl validates.
 STRICT_SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$",
+    re.ASCII,  # \d is 0-9 only, not every Unicode digit
 )
 
 ENGINE_VERSION_SEMVER = "engine_version_semver"
@@ -105,9 +106,10 @@ class ArtifactConfig:
         """Parse a config blob; unknown fields and nulls are ignored as Go's decoder does."""
         try:
             parsed = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # int()'s digit limit, deep nesting too
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ConfigError(
-                f"{source}: config is not valid JSON ({exc})",
+                f"{source}: config is not valid JSON ({reason})",
                 hint="the artifact was not pushed by a Falco-compatible tool; ask its publisher",
             ) from None
         if parsed is None:

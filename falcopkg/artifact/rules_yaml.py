@@ -15,18 +15,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from falcopkg.artifact.config import (
+    ENGINE_VERSION_LEGACY,
     ENGINE_VERSION_SEMVER,
     STRICT_SEMVER_RE,
     Alternative,
     Dependency,
     Requirement,
 )
-from falcopkg.core.versions import Version, parse_version
+from falcopkg.core.versions import (
+    MAX_VERSION_DIGITS,
+    Version,
+    parse_version,
+    requirement_version,
+)
 from falcopkg.errors import ConfigError
+from falcopkg.yamlfile import shown_value
 
 ENGINE_KEY = "required_engine_version"
 PLUGINS_KEY = "required_plugin_versions"
-_PLAIN_INT_RE = re.compile(r"^\d+$")
 _QUOTE_HINT = 'write versions as quoted x.y.z strings, e.g. version: "0.18.0"'
 
 
@@ -96,20 +102,15 @@ def _higher(current: str, candidate: str) -> str:
 
 
 def _load_yaml(text: str, source: str) -> Any:
-    import yaml
+    from falcopkg.yamlfile import YamlProblem, load_yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.load(text, Loader=loader)  # a safe loader (C if available)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = " ".join(p for p in (exc.problem, exc.context) if p) or "syntax error"
+        return load_yaml(text)
+    except YamlProblem as exc:
         raise ConfigError(
-            f"{where}: invalid YAML: {problem}", hint="fix the YAML syntax at that line"
+            f"{_where(source, exc.line)}: invalid YAML: {exc}",
+            hint="fix the YAML at that line",
         ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
 
 
 def _item_line(text: str, key: str, occurrence: int) -> int | None:
@@ -129,16 +130,18 @@ def _where(source: str, line: int | None) -> str:
 
 
 def _engine_version(value: Any, source: str, line: int | None) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return f"0.{value}.0"
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value < 10**MAX_VERSION_DIGITS
+    ):
+        value = str(value)
     if isinstance(value, str):
-        text = value.strip()
-        if _PLAIN_INT_RE.match(text):
-            return f"0.{int(text)}.0"
-        return text
+        # A legacy integer N (ASCII digits only: not "²") means 0.N.0.
+        return requirement_version(ENGINE_VERSION_LEGACY, value)
     raise ConfigError(
         f"{_where(source, line)}: {ENGINE_KEY} must be an integer or an x.y.z version, "
-        f"not {value!r}",
+        f"not {shown_value(value)}",
         hint="write e.g. `- required_engine_version: 0.57.0` (or the legacy integer form `15`)",
     )
 
@@ -147,7 +150,8 @@ def _semver(text: str, source: str, line: int | None, what: str) -> Version:
     version = parse_version(text) if STRICT_SEMVER_RE.match(text) else None
     if version is None:
         raise ConfigError(
-            f"{_where(source, line)}: {what}: {text!r} is not a semver version", hint=_QUOTE_HINT
+            f"{_where(source, line)}: {what}: {shown_value(text)} is not a semver version",
+            hint=_QUOTE_HINT,
         )
     return version
 
@@ -156,16 +160,16 @@ def _name_version(entry: Any, source: str, line: int | None) -> tuple[str, str]:
     if not isinstance(entry, dict):
         raise ConfigError(
             f"{_where(source, line)}: {PLUGINS_KEY} entries must be mappings with name and "
-            f"version, not {entry!r}",
+            f"version, not {shown_value(entry)}",
             hint="write `- name: k8saudit` and `version: 0.18.0` under required_plugin_versions",
         )
     name, version = entry.get("name"), entry.get("version")
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{_where(source, line)}: {PLUGINS_KEY} entry without a name: {entry!r}")
+        raise ConfigError(f"{_where(source, line)}: {PLUGINS_KEY} entry without a name")
     if not isinstance(version, str):
         raise ConfigError(
             f"{_where(source, line)}: plugin {name!r}: version must be an x.y.z string, "
-            f"not {version!r}",
+            f"not {shown_value(version)}",
             hint=_QUOTE_HINT,
         )
     name, version = name.strip(), version.strip()
@@ -178,7 +182,7 @@ def _plugin_dependencies(value: Any, source: str, line: int | None) -> list[Depe
         return []
     if not isinstance(value, list):
         raise ConfigError(
-            f"{_where(source, line)}: {PLUGINS_KEY} must be a list, not {value!r}",
+            f"{_where(source, line)}: {PLUGINS_KEY} must be a list, not {shown_value(value)}",
             hint="write `- required_plugin_versions:` followed by `- name: …` entries",
         )
     dependencies = []

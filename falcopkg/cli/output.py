@@ -1,5 +1,8 @@
 """Where output goes: data to stdout, messages to stderr (uv's rule).
 
+Every message and data line passes through :func:`~falcopkg.terminal.escape_controls` here,
+the one place text reaches the terminal, since much of it comes from registries, indexes and
+archives; JSON output is exact (``json.dumps`` escapes control characters itself).
 Kept free of heavy imports; click is already loaded by the CLI.
 """
 
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from falcopkg.terminal import escape_controls
 from falcopkg.text import quantity as quantity  # re-exported for the commands
 
 if TYPE_CHECKING:
@@ -39,31 +43,31 @@ class Console:
     def info(self, message: str) -> None:
         """A normal progress or result message; hidden by -q."""
         if self.verbosity >= 0:
-            click.echo(message, err=True)
+            click.echo(escape_controls(message), err=True)
 
     def detail(self, message: str) -> None:
         """Shown only with -v."""
         if self.verbosity >= 1:
-            click.echo(self._style(message, sys.stderr, dim=True), err=True)
+            click.echo(self._style(escape_controls(message), sys.stderr, dim=True), err=True)
 
     def warn(self, message: str) -> None:
         prefix = self._style("warning:", sys.stderr, fg="yellow", bold=True)
-        click.echo(f"{prefix} {message}", err=True)
+        click.echo(f"{prefix} {escape_controls(message)}", err=True)
 
     def error(self, message: str, hint: str | None = None) -> None:
         prefix = self._style("error:", sys.stderr, fg="red", bold=True)
-        click.echo(f"{prefix} {message}", err=True)
+        click.echo(f"{prefix} {escape_controls(message)}", err=True)
         if hint:
             label = self._style("hint:", sys.stderr, fg="cyan", bold=True)
-            click.echo(f"{label} {hint}", err=True)
+            click.echo(f"{label} {escape_controls(hint)}", err=True)
 
     def success(self, message: str) -> None:
         if self.verbosity >= 0:
-            click.echo(self._style(message, sys.stderr, fg="green"), err=True)
+            click.echo(self._style(escape_controls(message), sys.stderr, fg="green"), err=True)
 
     # --- data (stdout) -----------------------------------------------------
     def data(self, text: str) -> None:
-        click.echo(text)
+        click.echo(escape_controls(text))
 
     def json(self, payload: Any) -> None:
         import json  # here, not at the top: ~2 ms off every other command and --help

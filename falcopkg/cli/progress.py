@@ -55,9 +55,10 @@ class Progress:
         with self._lock:
             self._done += 1
             if self.mode == "lines":
-                self.stream.write(
-                    f"Downloaded {request.artifact} ({format_size(request.size or 0)})\n"
-                )
+                from falcopkg.terminal import escape_controls  # the name may be anyone's
+
+                name = escape_controls(request.artifact)
+                self.stream.write(f"Downloaded {name} ({format_size(request.size or 0)})\n")
                 self.stream.flush()
             elif self.mode == "tty":
                 self._draw(force=True)

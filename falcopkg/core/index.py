@@ -84,23 +84,16 @@ def parse_index(text: str, source: str) -> list[IndexEntry]:
 
     ``source`` describes the index for messages, e.g. ``index falcosecurity (https://…)``.
     """
-    import yaml
+    from falcopkg.yamlfile import YamlProblem, load_yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)  # a safe loader (C or pure Python)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        context = ""
-        if exc.context and exc.context_mark and exc.problem:
-            context = f" ({exc.context} started at line {exc.context_mark.line + 1})"
+        data = load_yaml(text)
+    except YamlProblem as exc:
+        where = f"line {exc.line}, column {exc.column}: " if exc.line else ""
         raise ConfigError(
-            f"{source}: {where}invalid YAML: {exc.problem or exc.context}{context}",
+            f"{source}: {where}invalid YAML: {exc}",
             hint="the index must be a YAML list of entries; check the file at that line",
         ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
     if data is None:
         return []
     if not isinstance(data, list):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -269,17 +268,9 @@ def parse_lock(text: str, source: str) -> Lock:
 
 
 def _load_toml(text: str, source: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib  # much faster than tomlkit for a read-only parse
+    from falcopkg.tomlfile import parse_toml_data
 
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: invalid TOML: {exc}", hint=REGENERATE_HINT) from None
-    from falcopkg.tomlfile import parse_document
-
-    data: dict[str, Any] = parse_document(text, source).unwrap()
-    return data
+    return parse_toml_data(text, source, hint=REGENERATE_HINT)
 
 
 class _LockReader:
@@ -349,10 +340,11 @@ class _LockReader:
     def _files(
         self, table: Mapping[str, Any], at: tuple[str | int, ...], artifact: str
     ) -> tuple[str, ...]:
+        from falcopkg.paths import is_install_path
+
         files = self._str_list(table, "files", at)
         for path in files:
-            parts = path.split("/")
-            if "\\" in path or "\x00" in path or any(part in ("", ".", "..") for part in parts):
+            if not is_install_path(path):
                 # Installs join these to their directory: only plain relative paths.
                 raise self.error(
                     (*at, "files"),

@@ -30,16 +30,30 @@ from dataclasses import dataclass
 
 import semver
 
+from falcopkg.numbers import is_ascii_digits, parse_ascii_int, shortened_repr
+
 Version = semver.Version
+
+#: Version numbers are below 2**64 (falcoctl reads them into uint64); this many digits at most.
+MAX_VERSION_DIGITS = 20
+_VERSION_LIMIT = 2**64
 
 
 def parse_version(tag: str) -> Version | None:
-    """The semver version a tag names, or None when the tag is an alias (latest, main, 4.1)."""
+    """The semver version a tag names, or None when the tag is an alias (latest, main, 4.1).
+
+    Numbers of 2**64 or more are no version either (and never reach int()'s digit limit).
+    """
     text = tag[1:] if tag[:1] in ("v", "V") else tag
+    if len(text) > 1024:  # far beyond a tag (128 characters); not worth parsing
+        return None
     try:
-        return Version.parse(text)
+        version = Version.parse(text)
     except ValueError:
         return None
+    if max(version.major, version.minor, version.patch) >= _VERSION_LIMIT:
+        return None
+    return version
 
 
 def semver_tags(tags: list[str]) -> list[tuple[Version, str]]:
@@ -211,7 +225,7 @@ def _parse_comparator(part: str, whole: str) -> Comparator:
         elif wildcard_seen or (numbers and numbers[-1] is None):
             raise ValueError(f"{whole!r}: {text!r} has a number after a wildcard")
         else:
-            numbers.append(int(value))
+            numbers.append(_version_number(value, whole))
     major, minor, patch = numbers
     pre = match.group("pre") or ""
     if wildcard_seen:
@@ -237,10 +251,18 @@ def falco_requirement(version_text: str) -> Constraint:
     if not match or match.group("major") in ("*", "x", "X") or "*" in text:
         raise ValueError(f"{version_text!r} is not a version")
     minor, patch = match.group("minor"), match.group("patch")
-    if (minor is not None and not minor.isdigit()) or (patch is not None and not patch.isdigit()):
+    if (minor is not None and not is_ascii_digits(minor)) or (
+        patch is not None and not is_ascii_digits(patch)
+    ):
         raise ValueError(f"{version_text!r} is not a version")
-    major = int(match.group("major"))
-    low = Comparator(">=", major, int(minor or 0), int(patch or 0), match.group("pre") or "")
+    major = _version_number(match.group("major"), version_text)
+    low = Comparator(
+        ">=",
+        major,
+        _version_number(minor or "0", version_text),
+        _version_number(patch or "0", version_text),
+        match.group("pre") or "",
+    )
     return Constraint((low, Comparator("<", major + 1, 0, 0)), falco_rule=True)
 
 
@@ -248,9 +270,18 @@ def requirement_version(name: str, version_text: str) -> str:
     """A requirement's version as semver text; a legacy integer ``engine_version`` N means
     0.N.0."""
     text = version_text.strip()
-    if name == "engine_version" and text.isdigit():
+    if name == "engine_version" and is_ascii_digits(text) and len(text) <= MAX_VERSION_DIGITS:
         return f"0.{int(text)}.0"
     return text
+
+
+def _version_number(digits: str, whole: str) -> int:
+    """One number of a version (ASCII digits, matched by the pattern); ValueError over 2**64."""
+    what = f"{shortened_repr(whole)}: version number"
+    number = parse_ascii_int(digits, what, max_digits=MAX_VERSION_DIGITS)
+    if number >= _VERSION_LIMIT:
+        raise ValueError(f"{what} {digits} is not below 2**64")
+    return number
 
 
 def caret_for(version: Version) -> str:

@@ -346,7 +346,7 @@ class RegistryAuth:
             )
         try:
             payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
             payload = None
         token = None
         lifetime = DEFAULT_TOKEN_LIFETIME

@@ -40,6 +40,7 @@ from falcopkg import __version__, fsutil
 from falcopkg.core.reference import DIGEST_RE
 from falcopkg.digests import bytes_digest, check_digest, split_digest
 from falcopkg.errors import IntegrityError, InvalidReferenceError, NetworkError
+from falcopkg.numbers import parse_ascii_int
 from falcopkg.oci import mediatypes
 from falcopkg.oci.auth import RegistryAuth, Scope, basic_header, parse_www_authenticate
 from falcopkg.oci.credentials import Credential, Warn, lookup_credential
@@ -1004,7 +1005,7 @@ def _manifest_media_type(content_type: str, data: bytes, what: str) -> str:
         return content_type
     try:
         body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
         raise InvalidManifestError(f"{what} is not JSON") from None
     found = mediatypes.media_type_of_manifest(body)
     if found is not None:
@@ -1013,8 +1014,11 @@ def _manifest_media_type(content_type: str, data: bytes, what: str) -> str:
 
 
 def _int_header(resp: requests.Response, name: str) -> int | None:
-    value = resp.headers.get(name, "").strip()
-    return int(value) if value.isdigit() else None
+    """A numeric header's value; None when missing or not plain ASCII digits (``²``)."""
+    try:
+        return parse_ascii_int(resp.headers.get(name, "").strip(), name)
+    except ValueError:
+        return None
 
 
 def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
@@ -1079,7 +1083,7 @@ def _verify_bytes(data: bytes, digest: str, what: str) -> None:
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
         value = None
     if not isinstance(value, dict):
         raise RegistryError(f"invalid JSON in the {what}")
@@ -1090,7 +1094,7 @@ def _registry_error_body(body: bytes) -> tuple[str | None, str | None]:
     """(code, message) of the first entry of a distribution ``{"errors": [...]}`` body."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also int()'s digit limit, and deep nesting
         return None, None
     errors = payload.get("errors") if isinstance(payload, dict) else None
     if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):

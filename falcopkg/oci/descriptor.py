@@ -114,8 +114,11 @@ class FetchedManifest:
         """The manifest as a JSON object; InvalidManifestError if it is not one."""
         try:
             value = json.loads(self.data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidManifestError(f"manifest {self.digest} is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # int()'s digit limit, deep nesting too
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise InvalidManifestError(
+                f"manifest {self.digest} is not valid JSON: {reason}"
+            ) from None
         if not isinstance(value, dict):
             raise InvalidManifestError(f"manifest {self.digest} is not a JSON object")
         return value

@@ -246,7 +246,7 @@ class IndexStore:
                 last_modified=data.get("last_modified"),
                 source_stat=(int(source_stat[0]), int(source_stat[1])) if source_stat else None,
             )
-        except (OSError, ValueError, KeyError, TypeError, IndexError):
+        except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError):
             return None  # absent or damaged: treated as not cached
 
     def load_cached(self, config: IndexConfig) -> list[IndexEntry] | None:
@@ -298,7 +298,15 @@ class IndexStore:
             if payload.get("format") != PAYLOAD_FORMAT or payload.get("digest") != digest:
                 return None
             return IndexPayload(payload)
-        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            RecursionError,
+        ):
             return None
         finally:
             if gc_was_enabled:

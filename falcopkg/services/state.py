@@ -69,7 +69,9 @@ def load_state(directory: Path) -> DirectoryState:
         raise _corrupt(path, str(exc)) from None
     try:
         return _from_json(json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except _UnsafePath as exc:
+        raise _corrupt(path, str(exc)) from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise _corrupt(path, f"unexpected content ({exc})") from None
 
 
@@ -184,13 +186,18 @@ def _from_json(data: Any) -> DirectoryState:
     artifacts = {}
     for name, raw in data.get("artifacts", {}).items():
         files = {
-            str(path): FileRecord(str(f["sha256"]), int(f["size"]), int(f["mtime_ns"]))
+            _owned_path(path, f"artifact {name!r} owns"): FileRecord(
+                str(f["sha256"]), _integer(f["size"]), _integer(f["mtime_ns"])
+            )
             for path, f in raw.get("files", {}).items()
         }
         artifacts[str(name)] = ArtifactRecord(
             str(name), str(raw["version"]), str(raw["layer"]), files
         )
-    pending = {str(p): _digests(s) for p, s in data.get("pending", {}).items()}
+    pending = {
+        _owned_path(p, "the journal of an interrupted sync names"): _digests(s)
+        for p, s in data.get("pending", {}).items()
+    }
     sync = data.get("sync") or {}
     return DirectoryState(
         artifacts,
@@ -198,6 +205,29 @@ def _from_json(data: Any) -> DirectoryState:
         str(sync.get("stamp", "")),
         tuple(str(d) for d in sync.get("directories", ())),
     )
+
+
+class _UnsafePath(ValueError):
+    """A path in the state that is not inside the directory (``../victim.txt``)."""
+
+
+def _owned_path(path: Any, what: str) -> str:
+    """A path of the state, held to the lock's rule: removals and replacements join it to
+    the install directory, so ``../x`` or ``/etc/x`` would reach outside."""
+    from falcopkg.paths import is_install_path
+
+    if not isinstance(path, str) or not is_install_path(path):
+        raise _UnsafePath(
+            f"{what} {path!r}, which is not a relative path inside the install directory; "
+            "nothing was changed"
+        )
+    return path
+
+
+def _integer(raw: Any) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise TypeError(f"{raw!r} is not an integer")
+    return raw
 
 
 def _digests(raw: Any) -> tuple[str, ...]:
@@ -214,6 +244,8 @@ def quick_noop_check(directories: Iterable[Path], stamp: str) -> tuple[int, int]
 
     Reads only the state files and ``lstat``s: the fast path of a no-op sync.
     """
+    from falcopkg.paths import is_install_path
+
     with_state: dict[str, Any] = {}
     for directory in directories:
         try:
@@ -224,7 +256,7 @@ def quick_noop_check(directories: Iterable[Path], stamp: str) -> tuple[int, int]
             return None
         try:
             with_state[str(directory)] = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not with_state:
         return None
@@ -244,6 +276,8 @@ def quick_noop_check(directories: Iterable[Path], stamp: str) -> tuple[int, int]
         for artifact in data.get("artifacts", {}).values():
             artifacts += 1
             for path, record in artifact.get("files", {}).items():
+                if not is_install_path(path):
+                    return None  # the full path refuses this state with its error
                 try:
                     info = os.lstat(os.path.join(folder, path))
                 except OSError:

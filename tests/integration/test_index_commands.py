@@ -241,6 +241,9 @@ def test_update_reports_each_failure_and_exits_1(
         ("malformed_yaml", "invalid YAML"),
         ("missing_repository", "missing the mandatory field `repository`"),
         ("duplicate_name", "duplicate entry name 'k8saudit'"),
+        # Python's int-string limit inside PyYAML was a traceback; aliases a memory blow-up.
+        ("huge_integer", "line 6, column 14: invalid YAML: unreadable value: an integer"),
+        ("alias_bomb", "invalid YAML: aliases expand the document by more than"),
     ],
 )
 def test_bad_index_is_a_clear_error_and_nothing_is_written(

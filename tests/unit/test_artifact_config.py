@@ -91,3 +91,13 @@ def test_filled_from_keeps_explicit_entries_and_sorts() -> None:
 def test_dependency_names_lists_alternatives() -> None:
     (dep,) = parse_depends_on(["k8saudit:0.18.0|k8saudit-eks:0.12.0"])
     assert dep.names == ("k8saudit", "k8saudit-eks")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 100_000, b'{"name": "x", "size": ' + b"9" * 5000 + b"}"],
+    ids=["nested-100000", "5000-digit-number"],
+)
+def test_hostile_config_json_is_a_config_error(data: bytes) -> None:
+    with pytest.raises(ConfigError, match="config of x: config is not valid JSON"):
+        ArtifactConfig.from_json(data, source="config of x")

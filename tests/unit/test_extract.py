@@ -386,3 +386,65 @@ def test_damaged_tar_streams(tmp_path: Path, damage: str) -> None:
     with pytest.raises(InstallError, match="not a valid tar"):
         extract_into(archive, "demo", tmp_path / "dest")
     assert list((tmp_path / "dest").iterdir()) == []
+
+
+def _pax_header(records: bytes) -> bytes:
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = len(records)
+    padded = records.ljust(-(-len(records) // 512) * 512, b"\0")
+    return header.tobuf(tarfile.USTAR_FORMAT) + padded
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    body = f" {key}={value}\n".encode()
+    length = len(body) + len(str(len(body)))
+    length += len(str(length)) - len(str(len(body)))
+    return str(length).encode() + body
+
+
+def _negative_size_header() -> bytes:
+    block = bytearray(tarfile.TarInfo("a.yaml").tobuf(tarfile.USTAR_FORMAT))
+    block[124:136] = b"\xff" * 12  # GNU base-256: -1
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % tarfile.calc_chksums(bytes(block))[0]
+    return bytes(block)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        # str.isdigit() accepts "²" and int() then raised ValueError (a traceback).
+        (_pax_header(_pax_record("size", "²")), "pax size must be a whole number"),
+        (_pax_header(_pax_record("size", "\u0661")), "pax size must be a whole number"),
+        # Over Python's 4,300-digit int-string limit: int() raised ValueError too.
+        (_pax_header(_pax_record("size", "9" * 5000)), "pax size has 5000 digits"),
+        (_pax_header(b"9" * 5000 + b" path=x\n"), "malformed pax header"),
+        (_negative_size_header(), "negative size"),
+    ],
+    ids=[
+        "size-superscript",
+        "size-arabic-indic",
+        "size-5000-digits",
+        "length-5000-digits",
+        "negative-size",
+    ],
+)
+def test_hostile_header_numbers_are_refused(tmp_path: Path, prefix: bytes, message: str) -> None:
+    payload = prefix + _raw_tar([Entry("b.yaml", data=b"b")])
+    archive = tmp_path / "h.tar.gz"
+    archive.write_bytes(gzip.compress(payload))
+    with pytest.raises(InstallError, match="not a valid tar") as info:
+        extract_into(archive, "demo", tmp_path / "dest")
+    assert message in info.value.message
+    assert list((tmp_path / "dest").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("4096", 4096), ("²", None), ("0", None), ("9" * 5000, None)]
+)
+def test_unpacked_size_bound_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: int | None
+) -> None:
+    monkeypatch.setenv(extract.MAX_BYTES_ENV, value)
+    assert extract.default_max_bytes() == (expected or extract.DEFAULT_MAX_BYTES)

@@ -188,7 +188,7 @@ def _broken(old: str, new: str, text: str = ARTIFACT_A) -> str:
     [
         ("version = 2\n", LockError, "unsupported lockfile version 2"),
         ("[manifest]\n", LockError, "unsupported lockfile version None"),
-        ("version = 1\n[manifest\n", ConfigError, "falco.lock: invalid TOML"),
+        ("version = 1\n[manifest\n", ConfigError, "falco.lock:2:9: invalid TOML"),
         (
             ARTIFACT_A + '\n[[artifact]]\nname = "b"\ntype = "plugin"\ndigest = "sha256:z"\n',
             ConfigError,

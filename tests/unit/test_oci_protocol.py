@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from falcopkg.oci.auth import (
     RegistryAuth,
@@ -21,6 +22,7 @@ from falcopkg.oci.auth import (
 from falcopkg.oci.client import (
     RegistryClient,
     RegistryOptions,
+    _int_header,
     is_retryable_status,
     parse_retry_after,
     retry_delay,
@@ -328,6 +330,13 @@ def test_retryable_statuses(status: int, retryable: bool) -> None:
         ("-5", None),
         (None, None),
         ("", None),
+        ("²", None),  # str.isdigit() accepts it, int() and float() do not
+        ("\u0661\u0662", None),  # Arabic-Indic digits: float() read them as 12
+        ("9" * 5000, float(2**31)),  # too many digits: RFC 9111's 2**31, then capped
+        ("1.5", None),
+        # Found by the property tests: email.utils raised OverflowError.
+        ("Wed, 999999999999999999999999921 Oct 2015 07:28:00 GMT", None),
+        ("Wed, 21 Oct 2015 07:99999999999999999999999:00 GMT", None),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
@@ -350,6 +359,23 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 def test_retry_delay(attempt: int, retry_after: str | None, rand: float, expected: float) -> None:
     options = RegistryOptions(backoff=0.5, max_retry_after=30.0)
     assert retry_delay(attempt, options, retry_after, rand=lambda: rand) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1234", 1234),
+        (" 7 ", 7),
+        ("²", None),
+        ("\u0661\u0662", None),
+        ("9" * 5000, None),
+        ("-1", None),
+    ],
+)
+def test_numeric_headers_are_ascii_digits_only(value: str, expected: int | None) -> None:
+    response = requests.Response()
+    response.headers["Content-Length"] = value
+    assert _int_header(response, "Content-Length") == expected
 
 
 def test_options_timeouts() -> None:
@@ -434,3 +460,14 @@ def test_insecure_registry_silences_only_its_own_certificate_warnings() -> None:
         warnings.warn(warning_for("insecure.example.evil"), stacklevel=1)
     hosts = [str(w.message).split("'")[1] for w in shown]
     assert hosts == ["elsewhere.example", "insecure.example.evil"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 100_000, b'{"schemaVersion": ' + b"9" * 5000 + b"}", b"\xff\xfe"],
+    ids=["nested-100000", "5000-digit-number", "not-utf8"],
+)
+def test_hostile_manifest_json_is_invalid_manifest(data: bytes) -> None:
+    """json raises RecursionError and a plain ValueError (not JSONDecodeError) for these."""
+    with pytest.raises(InvalidManifestError, match="is not valid JSON"):
+        FetchedManifest("application/vnd.oci.image.manifest.v1+json", DIGEST, data).json()

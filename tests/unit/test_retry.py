@@ -85,3 +85,12 @@ def test_send_with_retries(
         assert not result.closed
         assert all(response.closed for response in responses[:-1])
     assert len(outcomes) - len(pending) == sends
+
+
+def test_backoff_with_hostile_retry_after_is_capped() -> None:
+    delay = retry.backoff_delay(0, backoff=0.5, max_retry_after=3.0, retry_after="9" * 5000)
+    assert delay == 3.0
+    delay = retry.backoff_delay(
+        0, backoff=0.5, max_retry_after=3.0, retry_after="²", rand=lambda: 0
+    )
+    assert delay == 0.25

@@ -14,6 +14,13 @@ ERROR_CASES = [
     pytest.param(None, "config.toml: file not found", id="missing"),
     pytest.param(b"a = 1\nb = \n", "config.toml:2:4: invalid TOML", id="syntax-line-col"),
     pytest.param(b"a = '\xff'\n", "config.toml: not valid UTF-8", id="not-utf8"),
+    # Each of these escaped as a traceback (KeyAlreadyPresent, RecursionError, ValueError).
+    pytest.param(b"t = { a = 1, a = 2 }\n", "config.toml:1:", id="duplicate-inline-key"),
+    pytest.param(b"[t]\na.b = 1\na.b = 2\n", "config.toml:3:", id="duplicate-dotted-key"),
+    pytest.param(b"a = " + b"[" * 1000 + b"]" * 1000, "config.toml:1:", id="nested-1000"),
+    pytest.param(
+        b"a = 1\nb = " + b"7" * 5000, "config.toml:2:5: invalid TOML: an integer", id="5000-digits"
+    ),
 ]
 
 
@@ -25,6 +32,10 @@ def test_read_errors_name_the_file(tmp_path: Path, content: bytes | None, expect
     with pytest.raises(ConfigError) as info:
         read_toml_data(path)
     assert expected in info.value.message
+    if content is not None and b"\xff" not in content:  # the editing path says the same
+        with pytest.raises(ConfigError) as info:
+            load_document(path)
+        assert expected.split(": ")[0] in info.value.message
 
 
 def test_missing_file_is_empty_when_allowed_and_hint_is_kept(tmp_path: Path) -> None:

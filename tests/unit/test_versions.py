@@ -90,6 +90,14 @@ BAD_CONSTRAINTS = [
     ("*, <2", "cannot be combined"),
     ("1.2-rc.1", "not a version requirement"),
     ("01.2.3", "not a version requirement"),
+    ("²", "not a version requirement"),
+    ("1.²", "not a version requirement"),
+    (
+        "\u0661.\u0662.\u0663",
+        "not a version requirement",
+    ),  # Arabic-Indic digits are no version numbers
+    ("1" * 5000, "at most 20 allowed"),  # int() itself refuses over 4,300 digits
+    ("18446744073709551616.0.0", "not below 2\\*\\*64"),
 ]
 
 
@@ -123,7 +131,9 @@ def test_falco_requirement_rule(text: str, allowed: list[str], refused: list[str
         assert not constraint.allows(Version.parse(version)), f"{text} should refuse {version}"
 
 
-@pytest.mark.parametrize("text", ["", "latest", "*", "1.x"])
+@pytest.mark.parametrize(
+    "text", ["", "latest", "*", "1.x", "²", "0.²", "1" * 5000, "0.1." + "9" * 30]
+)
 def test_falco_requirement_rejects_non_versions(text: str) -> None:
     with pytest.raises(ValueError):
         falco_requirement(text)
@@ -136,6 +146,9 @@ def test_falco_requirement_rejects_non_versions(text: str) -> None:
         ("engine_version", "0.31.0", "0.31.0"),
         ("engine_version_semver", "0.57.0", "0.57.0"),
         ("plugin_api_version", "3.10.0", "3.10.0"),
+        # isdigit() said yes to these, and int() raised: left as they are (not versions).
+        ("engine_version", "²", "²"),
+        ("engine_version", "1" * 5000, "1" * 5000),
     ],
 )
 def test_requirement_version_maps_legacy_engine_integers(
@@ -162,6 +175,9 @@ def test_caret_for_writes_what_cargo_add_writes(version: str, written: str) -> N
         ("4", None),
         ("4.1", None),
         ("main", None),
+        ("9" * 5000 + ".0.0", None),
+        ("18446744073709551616.0.0", None),  # 2**64: beyond what falcoctl reads
+        ("18446744073709551615.0.0", "18446744073709551615.0.0"),
     ],
 )
 def test_parse_version_treats_aliases_as_non_versions(tag: str, expected: str | None) -> None:
