@@ -43,6 +43,7 @@ def lock(
     """Resolve falco.toml and write falco.lock (unless ``dry_run``), saying what changed."""
     from falcopkg.services.locking import describe_changes
 
+    warn_if_no_dependencies(project)
     existing = project.existing_lock(damaged="warn")
     new = resolve_project(
         project,
@@ -55,6 +56,14 @@ def lock(
         changes = tuple(describe_changes(existing, new, dry_run=True))
         return LockResult(new, changes, written=False)
     return write_lock(project, existing, new, list_first_lock=False)
+
+
+def warn_if_no_dependencies(project: Project) -> None:
+    """An empty project is not an error, but "Locked 0 artifacts" or a blank tree would look
+    like success at something: say why there is nothing."""
+    if not project.manifest.dependencies:
+        project.reporter.warn(f"{project.manifest_path.name} has no dependencies")
+        project.reporter.info("hint: add one with `falcopkg add NAME` (e.g. `falco-rules`)")
 
 
 def check_lock(project: Project) -> Lock:
@@ -355,6 +364,7 @@ def outdated(project: Project, *, offline: bool = False) -> list[OutdatedArtifac
     """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
     from falcopkg.services.locking import find_outdated
 
+    warn_if_no_dependencies(project)
     locked = require_lock(project)
     with project.registries(offline=offline) as registries:
         return find_outdated(

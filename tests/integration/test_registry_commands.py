@@ -487,3 +487,36 @@ def test_user_config_registries_apply_outside_a_project(
     assert broken.exit_code == 1
     assert f"{config_file}:1: " in broken.stderr
     assert "'not a host' is not a registry host" in broken.stderr
+
+
+def test_floating_tags_move_only_when_the_version_is_the_newest_of_its_line(
+    plain_registry: RunningRegistry, unique_repo: str, tmp_home: TmpHome
+) -> None:
+    reg = plain_registry
+    ref = f"{reg.host}/{unique_repo}"
+
+    def push(version: str) -> CliResult:
+        result = run_cli(
+            "registry", "push", ref, str(RULES), "--type", "rulesfile", "--version", version,
+            "--add-floating-tags", "--plain-http", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result
+        return result
+
+    def points_at(tag: str) -> str:
+        config = skopeo("inspect", "--config", "--raw", *reg.skopeo_args(), f"docker://{ref}:{tag}")
+        return str(json.loads(config)["version"])
+
+    push("1.3.0")
+    older = push("1.2.4")
+    assert "Moved 1.2 to 1.2.4" in older.stderr
+    assert "Left 1 at 1.3.0 (newer than 1.2.4)" in older.stderr
+    assert "Left latest at 1.3.0" in older.stderr
+    payload = json.loads(older.stdout)
+    assert payload["floating_tags"] == {"moved": ["1.2"], "kept": {"1": "1.3.0", "latest": "1.3.0"}}
+    assert "manifests" not in payload and payload["manifest"]["files"] == ["acme_rules.yaml"]
+    assert [points_at(t) for t in ("1.2", "1", "latest")] == ["1.2.4", "1.3.0", "1.3.0"]
+
+    newer = push("2.0.1")
+    assert json.loads(newer.stdout)["floating_tags"]["moved"] == ["2.0", "2", "latest"]
+    assert [points_at(t) for t in ("1", "2", "latest")] == ["1.3.0", "2.0.1", "2.0.1"]

@@ -147,3 +147,12 @@ def test_completion_scripts_and_completing(tmp_path: Path) -> None:
     assert "lock" in completed.stdout
     bad = in_process("completion", "powershell")
     assert bad.exit_code == 2
+
+
+def test_an_empty_project_warns_that_it_has_no_dependencies(tmp_path: Path) -> None:
+    assert in_process("-C", tmp_path, "init", "--no-index").exit_code == 0
+    for command in (["lock", "--offline"], ["tree"], ["outdated", "--offline"]):
+        result = in_process("-C", tmp_path, *command)
+        assert result.exit_code == 0, result
+        assert "warning: falco.toml has no dependencies" in result.stderr
+        assert "hint: add one with `falcopkg add NAME`" in result.stderr

@@ -303,9 +303,10 @@ def lock(
 @pass_app
 def tree(app: AppContext, as_json: bool) -> None:
     """Show who brings in which artifact and why, from falco.lock."""
-    from falcopkg.workflows.lock import require_lock
+    from falcopkg.workflows.lock import require_lock, warn_if_no_dependencies
 
     project = app.project()
+    warn_if_no_dependencies(project)
     manifest, locked = project.manifest, require_lock(project)
     artifacts = locked.by_name
     roots = [name for name in manifest.dependencies if name in artifacts]

@@ -165,25 +165,38 @@ def push(
     console.success(
         f"Pushed {artifact_type.name} {location} {version} (tags: {', '.join(result.tags)})"
     )
+    if result.floating_moved:
+        console.info(f"Moved {', '.join(result.floating_moved)} to {version}")
+    for tag, newer in result.floating_kept:
+        console.info(f"Left {tag} at {newer} (newer than {version})")
     if as_json:
-        console.json(
+        manifests = [
             {
-                "reference": location,
-                "digest": result.digest,
-                "media_type": result.media_type,
-                "type": artifact_type.name,
-                "tags": list(result.tags),
-                "config": result.config.to_dict(),
-                "manifests": {
-                    (m.platform or ""): {
-                        "digest": m.digest,
-                        "layer": {"digest": m.layer.digest, "size": m.layer.size},
-                        "files": list(m.layer.files),
-                    }
-                    for m in result.manifests
-                },
+                "digest": m.digest,
+                "layer": {"digest": m.layer.digest, "size": m.layer.size},
+                "files": list(m.layer.files),
             }
-        )
+            for m in result.manifests
+        ]
+        payload = {
+            "reference": location,
+            "digest": result.digest,
+            "media_type": result.media_type,
+            "type": artifact_type.name,
+            "tags": list(result.tags),
+            "floating_tags": {
+                "moved": list(result.floating_moved),
+                "kept": dict(result.floating_kept),
+            },
+            "config": result.config.to_dict(),
+        }
+        if artifact_type.multi_platform:  # one manifest per platform, under an index
+            payload["manifests"] = {
+                m.platform: entry for m, entry in zip(result.manifests, manifests, strict=True)
+            }
+        else:
+            payload["manifest"] = manifests[0]
+        console.json(payload)
     else:
         console.data(result.digest)
 
