@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -95,12 +95,25 @@ class AppContext:
         plain_http: bool = False,
         credential_overrides: Mapping[str, Credential] | None = None,
         manifest: Manifest | None = None,
+        broken_manifest: Literal["error", "warn"] = "error",
     ) -> RegistryAccess:
-        """Registry access with the user's and (in a project) falco.toml's ``[registries]``."""
+        """Registry access with the user's and (in a project) falco.toml's ``[registries]``.
+
+        ``broken_manifest="warn"`` (commands given full references, like `registry push`):
+        a falco.toml that does not parse is ignored with a warning instead of failing a
+        command that does not need it.
+        """
         from falcopkg.services.registries import RegistryAccess
 
+        if manifest is None:
+            try:
+                manifest = self.load_manifest()
+            except ConfigError as exc:
+                if broken_manifest == "error":
+                    raise
+                self.console.warn(f"ignoring falco.toml's [registries]: {exc.message}")
         return RegistryAccess.configured(
-            manifest if manifest is not None else self.load_manifest(),
+            manifest,
             plain_http=plain_http,
             credential_overrides=credential_overrides,
             warn=self.console.warn,

@@ -383,7 +383,8 @@ def test_login_checks_saves_0600_and_logout_removes(
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     saved = json.loads(credentials.read_text())["registries"][reg.host]
     assert saved == {"username": reg.username, "password": reg.password}
-    assert "without being checked" not in right.stderr  # this registry did check them
+    assert "could not be checked" not in right.stderr  # this registry did check them
+    assert "Login succeeded" in right.stderr
 
     pushed = run_cli(*push_args)
     assert pushed.exit_code == 0, pushed.stderr
@@ -398,13 +399,15 @@ def test_login_to_a_registry_without_auth_saves_with_a_warning(
     plain_registry: RunningRegistry, tmp_home: TmpHome
 ) -> None:
     """Like docker, the credentials are kept; the user learns nothing vouched for them."""
-    result = run_cli("registry", "login", plain_registry.host, "--plain-http", "-u", "alice",
+    # http:// means plain HTTP (no --plain-http needed); the path is ignored.
+    result = run_cli("registry", "login", f"http://{plain_registry.host}/", "-u", "alice",
                      "--password-stdin", input="unchecked-pw\n")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert (
-        f"registry {plain_registry.host} did not ask for credentials; they were saved without "
-        "being checked"
+        f"registry {plain_registry.host} did not ask for credentials, so they could not be "
+        "checked; saved them in"
     ) in " ".join(result.stderr.split())
+    assert "Login succeeded" not in result.stderr  # nothing vouched for them
     assert "unchecked-pw" not in result.stderr + result.stdout
     credentials = json.loads((tmp_home.config_dir / "credentials.json").read_text())
     assert credentials["registries"][plain_registry.host]["username"] == "alice"
@@ -520,3 +523,29 @@ def test_floating_tags_move_only_when_the_version_is_the_newest_of_its_line(
     newer = push("2.0.1")
     assert json.loads(newer.stdout)["floating_tags"]["moved"] == ["2.0", "2", "latest"]
     assert [points_at(t) for t in ("1", "2", "latest")] == ["1.3.0", "2.0.1", "2.0.1"]
+
+
+def test_login_host_spelling(tmp_home: TmpHome) -> None:
+    for bad in ("ftp://example.com", "exa mple.com", "https://"):
+        result = run_cli("registry", "login", bad, "-u", "alice", "--password-stdin", input="x\n")
+        assert result.exit_code == 2, (bad, result)
+        assert "invalid registry host" in result.stderr
+
+
+def test_push_and_pull_by_full_reference_ignore_a_broken_falco_toml(
+    plain_registry: RunningRegistry,
+    unique_repo: str,
+    tmp_home: TmpHome,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "falco.toml").write_text('[dependencies\nfalco-rules = "4"\n')
+    ref = f"{plain_registry.host}/{unique_repo}:1.0.0"
+    pushed = run_cli("registry", "push", ref, str(RULES), "--type", "rulesfile",
+                     "--version", "1.0.0", "--plain-http")  # fmt: skip
+    assert pushed.exit_code == 0, pushed
+    assert "warning: ignoring falco.toml's [registries]" in pushed.stderr
+    pulled = run_cli("registry", "pull", ref, "--plain-http", "-o", str(tmp_path / "out"))
+    assert pulled.exit_code == 0, pulled
+    assert (tmp_path / "out" / "acme_rules.yaml").is_file()
