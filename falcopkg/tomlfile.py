@@ -7,6 +7,7 @@ like ``artifact search`` never import tomlkit (it is imported inside the functio
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,10 +73,53 @@ def parse_document(text: str, source: str) -> TOMLDocument:
     try:
         return tomlkit.parse(text)
     except ParseError as exc:
+        clean = _clean_syntax_error(exc, text, source)
+        if clean is not None:
+            raise clean from None
         raise ConfigError(
             f"{source}:{exc.line}:{exc.col}: invalid TOML: {_parse_reason(exc)}",
             hint="fix the syntax at that line",
         ) from None
+
+
+_TABLE_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _clean_syntax_error(exc: ParseError, text: str, source: str) -> ConfigError | None:
+    """Our own words for two of tomlkit's raw messages: a string not closed on its line
+    (tomlkit: "Control characters … use \\u000a instead") and a table defined twice
+    (tomlkit: 'Key "x" already exists.' at column 0). None: tomlkit's message as it is."""
+    from tomlkit.exceptions import InvalidControlChar, UnexpectedEofError
+
+    lines = text.splitlines()
+    line_text = lines[exc.line - 1] if 0 < exc.line <= len(lines) else ""
+    newline_in_string = isinstance(exc, InvalidControlChar) and "\\u000a" in str(exc)
+    open_at_end = isinstance(exc, UnexpectedEofError) and any(
+        line_text.count(quote) % 2 for quote in ('"', "'")
+    )
+    if newline_in_string or open_at_end:
+        return ConfigError(
+            f"{source}:{exc.line}: invalid TOML: unterminated string",
+            hint='close the string on the same line (`"…"`), or use `"""…"""` for several lines',
+        )
+    header = _TABLE_HEADER_RE.match(line_text)
+    if "already exists" in str(exc) and header is not None:
+        brackets, name = header.group(1), header.group(2)
+        shown = f"{brackets}{name}{brackets.replace('[', ']')}"
+        earlier = next(
+            (
+                number
+                for number, other in enumerate(lines[: exc.line - 1], start=1)
+                if (found := _TABLE_HEADER_RE.match(other)) is not None and found.group(2) == name
+            ),
+            None,
+        )
+        also = f" (first on line {earlier})" if earlier else ""
+        return ConfigError(
+            f"{source}:{exc.line}: invalid TOML: table {shown} is defined twice{also}",
+            hint=f"merge the two {shown} tables into one",
+        )
+    return None
 
 
 def _parse_reason(exc: ParseError) -> str:

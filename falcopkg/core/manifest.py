@@ -204,11 +204,14 @@ class _Reader:
     ) -> None:
         for key in table:
             if key not in allowed:
+                # Quoted as TOML needs them: [registries."localhost:5000"].
+                where = (
+                    "in [" + ".".join(_key_text(p) for p in at) + "]" if at else "at the top level"
+                )
                 raise self.error(
                     (*at, key),
                     "unknown key",
-                    hint=f"the keys allowed {'in [' + '.'.join(at) + ']' if at else 'at the top level'} "
-                    f"are: {', '.join(allowed)}",
+                    hint=f"the keys allowed {where} are: {', '.join(allowed)}",
                 )
 
     def table(self, value: Any, at: tuple[str, ...]) -> Mapping[str, Any]:

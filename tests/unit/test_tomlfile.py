@@ -14,6 +14,24 @@ ERROR_CASES = [
     pytest.param(None, "config.toml: file not found", id="missing"),
     pytest.param(b"a = 1\nb = \n", "config.toml:2:4: invalid TOML", id="syntax-line-col"),
     pytest.param(b"a = '\xff'\n", "config.toml: not valid UTF-8", id="not-utf8"),
+    pytest.param(
+        b'[dependencies]\nx = "1\ny = "2"\n',
+        "config.toml:2: invalid TOML: unterminated string",
+        id="unterminated-string",
+    ),
+    pytest.param(
+        b"[dependencies]\nx = '1", "config.toml:2: invalid TOML: unterminated string", id="eof"
+    ),
+    pytest.param(
+        b"[dependencies]\n[target]\nplatforms = []\n[ dependencies ]  # again\n",
+        "config.toml:4: invalid TOML: table [dependencies] is defined twice (first on line 1)",
+        id="duplicate-table",
+    ),
+    pytest.param(
+        b'[registries."localhost:5000"]\n[registries."localhost:5000"]\n',
+        'config.toml:2: invalid TOML: table [registries."localhost:5000"] is defined twice',
+        id="duplicate-quoted-table",
+    ),
 ]
 
 
