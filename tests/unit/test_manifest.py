@@ -227,3 +227,15 @@ def test_init_text_without_an_index_explains_ref(tmp_path: Path) -> None:
     manifest = parse_manifest(text, tmp_path / "falco.toml")
     assert manifest.indexes == () and "[[index]]" not in text
     assert "ref = " in text and "falcopkg index add" in text
+
+
+def test_the_example_parses_and_meets_current_rules_requirements() -> None:
+    """falco.toml.example's [target] accepts what today's falco_rules.yaml asks
+    (`required_engine_version: 0.57.0`) and the legacy integer form of older files."""
+    from falcopkg.core.lockfile import unmet_requirements
+
+    example = Path(__file__).parents[2] / "falco.toml.example"
+    manifest = load_manifest(example)
+    assert manifest.dependencies["falco-rules"].to_input() == "5"
+    for required in ("0.57.0", "15", "0.31.0"):
+        assert unmet_requirements("rules", {"engine_version": required}, manifest.target) == []
