@@ -374,3 +374,30 @@ def test_lock_sync_and_add_print_json_results(
     assert "Added falco-rules 4.1.0" in payload["lock"]["changes"]
     kinds = sorted((a["kind"], a["artifact"]) for a in payload["sync"]["actions"])
     assert kinds == [("add", "container"), ("add", "falco-rules")]
+
+
+def test_the_readme_quickstart_runs_as_written(
+    catalog: Catalog, tmp_path: Path, tmp_home: TmpHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's quickstart against a local registry and index (the user config trusts the
+    registry over plain HTTP, as `[registries]` there does); every step exits 0."""
+    (tmp_home.config_dir / "config.toml").write_text(
+        f'[registries."{catalog.registry.host}"]\nplain_http = true\n'
+    )
+    project_dir = tmp_path / "my-falco"
+    project_dir.mkdir()
+    monkeypatch.chdir(project_dir)
+    index = f"local={catalog.workdir / 'index.yaml'}"
+    steps = [
+        ["init", "--index", index, "--rulesfiles-dir", "rules", "--plugins-dir", "plugins"],
+        ["artifact", "search", "k8saudit"],
+        ["add", "falco-rules", "k8saudit-rules", "--dry-run"],
+        ["add", "falco-rules", "k8saudit-rules"],
+        ["tree"],
+        ["verify"],
+    ]
+    for step in steps:
+        result = run_cli(*step)
+        assert result.exit_code == 0, (step, result)
+    assert (project_dir / "rules" / "falco_rules.yaml").is_file()
+    assert (project_dir / "plugins" / "libcontainer.so").is_file()
