@@ -220,7 +220,7 @@ def test_update_reports_each_failure_and_exits_1(
     assert _add(server).exit_code == 0
     local = tmp_path / "local.yaml"
     local.write_text(REALISTIC.read_text())
-    assert run_cli("index", "add", "local", local).exit_code == 0
+    assert run_cli("index", "add", "local", "../local.yaml").exit_code == 0  # cwd: project
     assert 'url = "../local.yaml"' in (project / "falco.toml").read_text()
     (server.root / "index.yaml").unlink()
     result = run_cli("index", "update")

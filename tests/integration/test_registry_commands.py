@@ -260,7 +260,8 @@ def test_pull_errors_name_the_missing_thing(
     assert not (tmp_path / "x").exists()
 
     no_tag = run_cli("registry", "pull", f"{ref}:9.9.9", "--plain-http", "-o", str(tmp_path))
-    assert no_tag.exit_code == 1 and f"{ref}:9.9.9 not found" in no_tag.stderr
+    assert no_tag.exit_code == 1 and f"{ref} has no tag '9.9.9'" in no_tag.stderr
+    assert "hint: available tags: 0.3.0" in no_tag.stderr
     assert "Traceback" not in no_tag.stderr
 
     no_repo = run_cli("registry", "pull", f"{reg.host}/tests/no-such-repo:1.0.0", "--plain-http")
