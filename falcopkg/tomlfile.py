@@ -94,22 +94,27 @@ def _invalid_toml(text: str, source: str, hint: str) -> ConfigError:
     column), else where tomllib says; ``source:LINE:COL: invalid TOML: reason``."""
     line, column, reason = _tomllib_problem(text)
     if reason != _TOO_MANY_DIGITS:  # tomlkit calls that "Invalid number", past its end
-        line, column, reason = _tomlkit_problem(text) or (line, column, reason)
+        problem = _tomlkit_error(text)
+        if problem is not None:
+            clean = _clean_syntax_error(problem, text, source)
+            if clean is not None:
+                return clean
+            line, column, reason = problem.line, problem.col, _parse_reason(problem)
     where = (
         f"{source}:{line}:{column}" if line and column else f"{source}:{line}" if line else source
     )
     return ConfigError(f"{where}: invalid TOML: {reason}", hint=hint)
 
 
-def _tomlkit_problem(text: str) -> tuple[int | None, int | None, str] | None:
-    """tomlkit's (line, column, reason) when it raises a ParseError, which has a position."""
+def _tomlkit_error(text: str) -> ParseError | None:
+    """tomlkit's ParseError for ``text`` (it has a position), or None."""
     import tomlkit
     from tomlkit.exceptions import ParseError
 
     try:
         tomlkit.parse(text)
     except ParseError as exc:
-        return exc.line, exc.col, _parse_reason(exc)
+        return exc
     except (ValueError, RecursionError, tomlkit.exceptions.TOMLKitError):
         return None
     return None  # tomlkit accepts some text tomllib refuses
@@ -137,6 +142,46 @@ def _tomllib_problem(text: str) -> tuple[int | None, int | None, str]:
         except RecursionError:
             return None, None, "arrays or tables nested too deeply"
     return None, None, "not valid TOML"
+
+
+_TABLE_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]#]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def _clean_syntax_error(exc: ParseError, text: str, source: str) -> ConfigError | None:
+    """Our own words for two of tomlkit's raw messages: a string not closed on its line
+    (tomlkit: "Control characters … use \\u000a instead") and a table defined twice
+    (tomlkit: 'Key "x" already exists.' at column 0). None: tomlkit's message as it is."""
+    from tomlkit.exceptions import InvalidControlChar, UnexpectedEofError
+
+    lines = text.splitlines()
+    line_text = lines[exc.line - 1] if 0 < exc.line <= len(lines) else ""
+    newline_in_string = isinstance(exc, InvalidControlChar) and "\\u000a" in str(exc)
+    open_at_end = isinstance(exc, UnexpectedEofError) and any(
+        line_text.count(quote) % 2 for quote in ('"', "'")
+    )
+    if newline_in_string or open_at_end:
+        return ConfigError(
+            f"{source}:{exc.line}: invalid TOML: unterminated string",
+            hint='close the string on the same line (`"…"`), or use `"""…"""` for several lines',
+        )
+    header = _TABLE_HEADER_RE.match(line_text)
+    if "already exists" in str(exc) and header is not None:
+        brackets, name = header.group(1), header.group(2)
+        shown = f"{brackets}{name}{brackets.replace('[', ']')}"
+        earlier = next(
+            (
+                number
+                for number, other in enumerate(lines[: exc.line - 1], start=1)
+                if (found := _TABLE_HEADER_RE.match(other)) is not None and found.group(2) == name
+            ),
+            None,
+        )
+        also = f" (first on line {earlier})" if earlier else ""
+        return ConfigError(
+            f"{source}:{exc.line}: invalid TOML: table {shown} is defined twice{also}",
+            hint=f"merge the two {shown} tables into one",
+        )
+    return None
 
 
 def _parse_reason(exc: ParseError) -> str:

@@ -69,19 +69,56 @@ class PushResult:
     config: ArtifactConfig
     manifests: tuple[PushedManifest, ...]
     warnings: tuple[str, ...] = field(default=())
+    floating_moved: tuple[str, ...] = ()  # X.Y, X, latest now pointing at this version
+    floating_kept: tuple[tuple[str, str], ...] = ()  # (tag, the newer version it stays with)
 
 
-def artifact_tags(version: str, extra: Sequence[str] = (), *, floating: bool = False) -> list[str]:
-    """Every tag a push applies, deduplicated in order: X.Y.Z, extras, then X.Y, X, latest.
+@dataclass(frozen=True)
+class FloatingTags:
+    """Which of X.Y, X and latest a push moves: only those whose line has nothing newer."""
 
-    Floating tags are not moved for pre-releases (a 2.0.0-rc.1 must not become `latest`).
-    """
+    moved: tuple[str, ...]
+    kept: tuple[tuple[str, str], ...]  # (tag, newest existing version of its line)
+
+
+def floating_tags(version: str, existing_tags: Sequence[str]) -> FloatingTags:
+    """X.Y, X and latest for ``version``, each moved only if no release already in the
+    repository (``existing_tags``) is newer within that tag's line: pushing 1.2.4 after
+    1.3.0 moves ``1.2`` but leaves ``1`` and ``latest`` at 1.3.0. Pre-releases move none
+    (a 2.0.0-rc.1 must not become `latest`)."""
+    from falcopkg.core.versions import semver_tags
+
+    pushed = parse_version(version)
+    if pushed is None or pushed.prerelease:
+        return FloatingTags((), ())
+    releases = [
+        found
+        for found, tag in semver_tags(list(existing_tags))
+        if not found.prerelease and STRICT_SEMVER_RE.match(tag)
+    ]
+    # Each floating tag and how many leading numbers its line shares with the version.
+    lines = [(f"{pushed.major}.{pushed.minor}", 2), (f"{pushed.major}", 1), ("latest", 0)]
+    line_of = (pushed.major, pushed.minor)
+    moved: list[str] = []
+    kept: list[tuple[str, str]] = []
+    for tag, depth in lines:
+        newest = max(
+            (v for v in releases if (v.major, v.minor)[:depth] == line_of[:depth]), default=None
+        )
+        if newest is not None and newest > pushed:
+            kept.append((tag, str(newest)))
+        else:
+            moved.append(tag)
+    return FloatingTags(tuple(moved), tuple(kept))
+
+
+def artifact_tags(
+    version: str, extra: Sequence[str] = (), floating: Sequence[str] = ()
+) -> list[str]:
+    """Every tag a push applies, deduplicated in order: X.Y.Z, extras, then the floating
+    tags to move (:func:`floating_tags`)."""
     version_tag = _check_version(version)
-    tags = [version_tag, *extra]
-    if floating:
-        parsed = parse_version(version_tag)
-        if parsed is not None and not parsed.prerelease:
-            tags += [f"{parsed.major}.{parsed.minor}", f"{parsed.major}", "latest"]
+    tags = [version_tag, *extra, *floating]
     for tag in tags:
         if not TAG_RE.match(tag):
             raise UsageError(
@@ -182,13 +219,18 @@ def push_artifact(
     and ``threads`` set the gzip of packed layers; the thread count never changes a digest.
     """
     say = log or (lambda _message: None)
-    all_tags = artifact_tags(version, tags, floating=add_floating_tags)
+    artifact_tags(version, tags)  # usage errors before any request
     warnings: list[str] = []
-    parsed_version = parse_version(version)
-    if add_floating_tags and parsed_version is not None and parsed_version.prerelease:
-        warnings.append(
-            f"{version} is a pre-release: floating tags (X.Y, X, latest) were not moved"
-        )
+    floating = FloatingTags((), ())
+    if add_floating_tags:
+        parsed_version = parse_version(version)
+        if parsed_version is not None and parsed_version.prerelease:
+            warnings.append(
+                f"{version} is a pre-release: floating tags (X.Y, X, latest) were not moved"
+            )
+        else:
+            floating = floating_tags(version, _existing_tags(client, repository))
+    all_tags = artifact_tags(version, tags, floating.moved)
     pairs = pair_platforms(artifact_type, files, platforms)
     check_regular_files(files)
 
@@ -264,4 +306,16 @@ def push_artifact(
         config=config,
         manifests=tuple(pushed),
         warnings=tuple(warnings),
+        floating_moved=floating.moved,
+        floating_kept=floating.kept,
     )
+
+
+def _existing_tags(client: ContentStore, repository: str) -> list[str]:
+    """The repository's tags before this push (none for a new repository)."""
+    from falcopkg.oci.errors import NotFoundError
+
+    try:
+        return client.list_tags(repository)
+    except NotFoundError:
+        return []

@@ -17,7 +17,7 @@ from falcopkg.core.reference import DIGEST_RE
 from falcopkg.errors import FalcopkgError
 from falcopkg.oci import mediatypes
 from falcopkg.oci.descriptor import Descriptor, FetchedManifest
-from falcopkg.oci.errors import InvalidManifestError
+from falcopkg.oci.errors import InvalidManifestError, NotFoundError
 from falcopkg.oci.store import ContentStore
 
 # Configs are a few hundred bytes; anything near this is not a Falco config.
@@ -89,12 +89,42 @@ class RemoteArtifact:
         )
 
 
+SHOWN_TAGS = 6  # how many available tags an unknown-tag error lists
+
+
+def _hint_available_tags(
+    exc: NotFoundError, client: ContentStore, repository: str, tag: str
+) -> None:
+    """Turn "manifest … not found" for an unknown tag into a hint naming a few tags that
+    exist (newest versions first), at the cost of one more request on the error path."""
+    from falcopkg.core.versions import semver_tags
+
+    try:
+        tags = client.list_tags(repository)
+    except FalcopkgError:
+        return  # the repository itself is missing (or unreadable): the error says enough
+    if not tags or tag in tags:
+        return
+    versions = [name for _, name in semver_tags(tags)]
+    ordered = [*versions, *sorted(set(tags) - set(versions))]
+    shown = ", ".join(ordered[:SHOWN_TAGS])
+    more = f" (and {len(ordered) - SHOWN_TAGS} more)" if len(ordered) > SHOWN_TAGS else ""
+    exc.message = f"{client.host}/{repository} has no tag {tag!r}"
+    exc.args = (exc.message,)
+    exc.hint = f"available tags: {shown}{more}"
+
+
 def inspect_artifact(client: ContentStore, repository: str, reference: str) -> RemoteArtifact:
     """Resolve ``reference`` (tag or digest) in ``repository`` to its manifests and config."""
     where = _where(client, repository, reference)
     accept = (*mediatypes.MANIFEST_MEDIA_TYPES,)
     expected = reference if DIGEST_RE.match(reference) else None
-    root = client.get_manifest(repository, reference, accept=accept, expected_digest=expected)
+    try:
+        root = client.get_manifest(repository, reference, accept=accept, expected_digest=expected)
+    except NotFoundError as exc:
+        if expected is None:
+            _hint_available_tags(exc, client, repository, reference)
+        raise
     root_body = _json(root, where)
     platforms: dict[str, PlatformManifest] = {}
     manifest_bodies: dict[str, dict[str, Any]] = {}

@@ -55,12 +55,13 @@ def global_options(*, hidden: bool) -> list[click.Option]:
     return [
         click.Option(
             ["-C", "--project"],
-            type=directory,
+            type=click.Path(path_type=Path),
+            metavar="DIR",
             expose_value=False,
             is_eager=True,
             callback=_set_project,
             hidden=hidden,
-            help="Run as if started in DIR (the directory of falco.toml).",
+            help="Use the project in DIR (or the falco.toml at that path); no parent search.",
         ),
         click.Option(
             ["-v", "--verbose"],
@@ -115,10 +116,41 @@ class LazyGroup(click.Group):
     imported on first use; the short help lets `--help` list them without importing them."""
 
     def __init__(
-        self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        lazy: dict[str, tuple[str, str]] | None = None,
+        elsewhere: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy or {}
+        self.elsewhere = elsewhere or {}  # a name users try -> the command that does it
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """An unknown command is a usage error that says what was probably meant: the
+        nearest command name (`lok` -> `lock`), or where a falcoctl command lives here."""
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            raise click.UsageError(self._unknown_command(ctx, name), ctx)
+        return super().resolve_command(ctx, args)
+
+    def _unknown_command(self, ctx: click.Context, name: str) -> str:
+        import difflib
+
+        message = f"No such command {name!r}."
+        if name in self.elsewhere:
+            return f"{message} Did you mean `{ctx.command_path} {self.elsewhere[name]}`?"
+        close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+        if close:
+            return f"{message} Did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+        return message
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.lazy})

@@ -13,7 +13,6 @@ import click
 from falcopkg import __version__
 from falcopkg.cli.context import AppContext
 from falcopkg.cli.group import global_options, lazy_group
-from falcopkg.cli.output import Console
 from falcopkg.errors import FalcopkgError
 
 _COMMANDS = "falcopkg.cli.commands"
@@ -35,10 +34,31 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "artifact": (f"{_COMMANDS}.artifact:artifact", "Search, inspect and install artifacts."),
     "cache": (f"{_COMMANDS}.cache:cache", "Inspect and clean the blob cache."),
     "export": (f"{_COMMANDS}.export:export", "Make Helm values, falcoctl.yaml or a Falco snippet."),
+    "completion": (
+        f"{_COMMANDS}.completion:completion",
+        "Print the shell completion script (bash, zsh, fish).",
+    ),
 }
 
 
-@lazy_group(LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+# What falcoctl users type, and where it lives here (`falcopkg install x` is a usage error
+# that points at `falcopkg artifact install x`).
+FALCOCTL_COMMANDS: dict[str, str] = {
+    "install": "artifact install",
+    "search": "artifact search",
+    "info": "artifact info",
+    "list": "artifact list",
+    "push": "registry push",
+    "pull": "registry pull",
+    "login": "registry login",
+}
+
+
+@lazy_group(
+    LAZY_COMMANDS,
+    elsewhere=FALCOCTL_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "-V", "--version", prog_name="falcopkg")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -59,9 +79,13 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(
         a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
     )
-    console = Console(verbosity=1 if verbose else 0)
+    # The command's own AppContext: --color/--no-color set on it apply to the error lines
+    # below too. (``verbose`` is scanned from the arguments: a traceback is wanted even when
+    # the error comes before the option was parsed.)
+    app = AppContext()
+    console = app.console
     try:
-        cli.main(args=args, prog_name="falcopkg", standalone_mode=False)
+        cli.main(args=args, prog_name="falcopkg", standalone_mode=False, obj=app)
     except FalcopkgError as exc:
         if verbose:
             import traceback

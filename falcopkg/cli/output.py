@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Console:
-    """Message and data printer honouring -q/-v and colour settings."""
+    """Message and data printer honouring -q/-v and colour settings.
+
+    Messages pass ``color=self.color`` to click.echo: click strips styles from a stream that
+    is not a terminal unless told otherwise, which would make `--color` a no-op in a pipe.
+    """
 
     verbosity: int = 0  # -1 quiet, 0 normal, 1+ verbose
     color: bool | None = None  # None: auto (tty and no NO_COLOR)
@@ -43,27 +47,35 @@ class Console:
     def info(self, message: str) -> None:
         """A normal progress or result message; hidden by -q."""
         if self.verbosity >= 0:
-            click.echo(escape_controls(message), err=True)
+            click.echo(escape_controls(message), err=True, color=self.color)
 
     def detail(self, message: str) -> None:
         """Shown only with -v."""
         if self.verbosity >= 1:
-            click.echo(self._style(escape_controls(message), sys.stderr, dim=True), err=True)
+            click.echo(
+                self._style(escape_controls(message), sys.stderr, dim=True),
+                err=True,
+                color=self.color,
+            )
 
     def warn(self, message: str) -> None:
         prefix = self._style("warning:", sys.stderr, fg="yellow", bold=True)
-        click.echo(f"{prefix} {escape_controls(message)}", err=True)
+        click.echo(f"{prefix} {escape_controls(message)}", err=True, color=self.color)
 
     def error(self, message: str, hint: str | None = None) -> None:
         prefix = self._style("error:", sys.stderr, fg="red", bold=True)
-        click.echo(f"{prefix} {escape_controls(message)}", err=True)
+        click.echo(f"{prefix} {escape_controls(message)}", err=True, color=self.color)
         if hint:
             label = self._style("hint:", sys.stderr, fg="cyan", bold=True)
-            click.echo(f"{label} {escape_controls(hint)}", err=True)
+            click.echo(f"{label} {escape_controls(hint)}", err=True, color=self.color)
 
     def success(self, message: str) -> None:
         if self.verbosity >= 0:
-            click.echo(self._style(escape_controls(message), sys.stderr, fg="green"), err=True)
+            click.echo(
+                self._style(escape_controls(message), sys.stderr, fg="green"),
+                err=True,
+                color=self.color,
+            )
 
     # --- data (stdout) -----------------------------------------------------
     def data(self, text: str) -> None:

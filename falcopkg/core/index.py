@@ -99,7 +99,7 @@ def parse_index(text: str, source: str) -> list[IndexEntry]:
     if not isinstance(data, list):
         raise ConfigError(
             f"{source}: expected a YAML list of entries, found {_kind(data)}",
-            hint="an index is a list of entries like `- name: …\\n  type: …`",
+            hint="an index is a list of entries, each starting with `- name: …`",
         )
     entries: list[IndexEntry] = []
     first_position: dict[str, int] = {}

@@ -10,7 +10,7 @@ formatting survive: ``add_dependency``, ``remove_dependency``, ``init_document_t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,11 +210,14 @@ class _Reader:
     ) -> None:
         for key in table:
             if key not in allowed:
+                # Quoted as TOML needs them: [registries."localhost:5000"].
+                where = (
+                    "in [" + ".".join(_key_text(p) for p in at) + "]" if at else "at the top level"
+                )
                 raise self.error(
                     (*at, key),
                     "unknown key",
-                    hint=f"the keys allowed {'in [' + '.'.join(at) + ']' if at else 'at the top level'} "
-                    f"are: {', '.join(allowed)}",
+                    hint=f"the keys allowed {where} are: {', '.join(allowed)}",
                 )
 
     def table(self, value: Any, at: tuple[str, ...]) -> Mapping[str, Any]:
@@ -595,18 +598,46 @@ def remove_dependency(document: TOMLDocument, name: str) -> bool:
     return True
 
 
-def init_document_text(index_name: str, index_url: str) -> str:
-    """The commented falco.toml `falcopkg init` writes."""
+def init_document_text(
+    indexes: Sequence[tuple[str, str]], install_dirs: Mapping[str, str] | None = None
+) -> str:
+    """The commented falco.toml `falcopkg init` writes: ``indexes`` as ``[[index]]`` tables
+    (none: dependencies then need ``ref``), ``install_dirs`` written into ``[install]`` (the
+    others stay commented out with falcoctl's defaults)."""
+    install_dirs = install_dirs or {}
+    install_lines = [
+        f"{key} = {_toml_string(install_dirs[key])}"
+        if key in install_dirs
+        else f"# {key} = {_toml_string(default)}"
+        for key, default in INSTALL_DIR_DEFAULTS.items()
+    ]
+    if indexes:
+        index_text = "\n".join(
+            f"[[index]]\nname = {_toml_string(name)}\nurl = {_toml_string(url)}\n"
+            for name, url in indexes
+        )
+    else:
+        index_text = _NO_INDEX_TEXT
     return _INIT_TEMPLATE.format(
         platforms=", ".join(f'"{p}"' for p in DEFAULT_PLATFORMS),
-        rulesfiles_dir=DEFAULT_RULESFILES_DIR,
-        plugins_dir=DEFAULT_PLUGINS_DIR,
-        assets_dir=DEFAULT_ASSETS_DIR,
+        install="\n".join(install_lines),
         allowed_types=", ".join(f'"{t}"' for t in DEFAULT_ALLOWED_TYPES),
-        index_name=index_name,
-        index_url=index_url,
+        indexes=index_text,
     )
 
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are all valid TOML escapes)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+_NO_INDEX_TEXT = """\
+# No index: dependencies name their registry, e.g.
+#   falco-rules = { ref = "ghcr.io/falcosecurity/rules/falco-rules", version = "5" }
+# or add one with `falcopkg index add NAME URL`.
+"""
 
 _INIT_TEMPLATE = """\
 # The Falco rules files and plugins of this project (see `falcopkg --help`).
@@ -614,21 +645,21 @@ _INIT_TEMPLATE = """\
 
 [target]
 # The Falco these artifacts are for; their requirements are checked when set.
-# engine_version = "0.50.0"
+# engine_version is Falco's *engine* version, not the Falco release: `falco --version`
+# prints it as "Engine:", and Falco's web server's /versions as engine_version_semver
+# (the current falco_rules.yaml requires 0.57.0).
+# engine_version = "0.57.0"
 # plugin_api_version = "3.10.0"
 platforms = [{platforms}]
 
 [install]
-# Where `falcopkg sync` installs (falcoctl's defaults):
-# rulesfiles_dir = "{rulesfiles_dir}"
-# plugins_dir = "{plugins_dir}"
-# assets_dir = "{assets_dir}"
+# Where `falcopkg sync` installs (commented out: falcoctl's defaults); relative paths
+# are relative to this file. --rulesfiles-dir etc. and FALCOPKG_RULESFILES_DIR etc.
+# override them for one command.
+{install}
 # allowed_types = [{allowed_types}]
 
-[[index]]
-name = "{index_name}"
-url = "{index_url}"
-
+{indexes}
 [dependencies]
-# falco-rules = "4"
+# falco-rules = "5"
 """

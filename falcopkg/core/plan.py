@@ -487,8 +487,13 @@ def desired_files(
             raise InstallError(
                 f"{lock_source}: {artifact.name} {artifact.version} is not locked for platform "
                 f"{platform}",
-                hint=f"add {platform!r} to [target].platforms in falco.toml and run "
-                "`falcopkg lock`, or pass another `--platform`",
+                hint=(
+                    "pass another `--platform`"
+                    if lock_source == "artifact install"  # no falco.toml to edit
+                    else f'add "{platform}" to `platforms` under [target] in falco.toml (add '
+                    "the table if it has none) and run `falcopkg lock`, or pass another "
+                    "`--platform`"
+                ),
             )
         directory = directories[key]
         for path in layer.files:

@@ -587,7 +587,9 @@ class _Resolver:
             return _Failure(
                 unmet,
                 _hints(
-                    "set [target] to the Falco you run, or constrain the artifact to an older version"
+                    "set [target] to the Falco you run (engine_version is Falco's engine "
+                    "version, printed by `falco --version` as `Engine:`, not the Falco "
+                    "release), or constrain the artifact to an older version"
                 ),
                 frozenset({candidate.name}),
             )

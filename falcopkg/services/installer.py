@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from falcopkg.core.plan import (
     Action,
@@ -403,9 +403,11 @@ def install_lock(directories: Sequence[Path], console: Messages | None = None) -
 
     say = console or _Silent()
     held: list[filelock.BaseFileLock] = []
+    created: list[Path] = []  # directories this sync made, outermost first
     try:
         for directory in sorted(set(directories)):
             folder = state_files.state_dir(directory)
+            created += _missing_ancestors(folder)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -426,9 +428,38 @@ def install_lock(directories: Sequence[Path], console: Messages | None = None) -
                     ) from None
             held.append(lock)
         yield
-    finally:
-        for acquired in reversed(held):
-            acquired.release()
+    except BaseException:
+        _release(held)
+        _remove_if_empty(created)  # a failed first sync leaves no empty install directories
+        raise
+    else:
+        _release(held)
+
+
+def _release(held: Sequence[Any]) -> None:
+    for acquired in reversed(held):
+        acquired.release()
+
+
+def _missing_ancestors(path: Path) -> list[Path]:
+    """``path`` and its parents that do not exist yet, outermost first."""
+    missing: list[Path] = []
+    while not path.exists() and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    return missing[::-1]
+
+
+def _remove_if_empty(created: Sequence[Path]) -> None:
+    """Remove what :func:`install_lock` created, innermost first, where nothing but its lock
+    file is left (rmdir refuses a directory that holds anything else)."""
+    for directory in reversed(created):
+        with contextlib.suppress(OSError):
+            if directory.name == state_files.STATE_DIR_NAME and [
+                entry.name for entry in directory.iterdir()
+            ] == [state_files.LOCK_FILE_NAME]:
+                (directory / state_files.LOCK_FILE_NAME).unlink()
+            directory.rmdir()
 
 
 def _apply(

@@ -7,7 +7,8 @@ both files as they were.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ def lock(
     """Resolve falco.toml and write falco.lock (unless ``dry_run``), saying what changed."""
     from falcopkg.services.resolution import describe_changes
 
+    warn_if_no_dependencies(project)
     existing = project.existing_lock(damaged="warn")
     new = resolve_project(
         project,
@@ -54,6 +56,14 @@ def lock(
         changes = tuple(describe_changes(existing, new, dry_run=True))
         return LockResult(new, changes, written=False)
     return write_lock(project, existing, new, list_first_lock=False)
+
+
+def warn_if_no_dependencies(project: Project) -> None:
+    """An empty project is not an error, but "Locked 0 artifacts" or a blank tree would look
+    like success at something: say why there is nothing."""
+    if not project.manifest.dependencies:
+        project.reporter.warn(f"{project.manifest_path.name} has no dependencies")
+        project.reporter.info("hint: add one with `falcopkg add NAME` (e.g. `falco-rules`)")
 
 
 def check_lock(project: Project) -> Lock:
@@ -130,8 +140,11 @@ class EditResult:
     lock: LockResult
 
 
-def add(project: Project, refs: Sequence[str], *, offline: bool = False) -> EditResult:
-    """Add ``refs`` (index names or registry references) to falco.toml and lock.
+def add(
+    project: Project, refs: Sequence[str], *, offline: bool = False, dry_run: bool = False
+) -> EditResult:
+    """Add ``refs`` (index names or registry references) to falco.toml and lock (with
+    ``dry_run``: resolve and say what would change, write nothing).
 
     ``NAME`` takes the newest release and writes its version like `cargo add` (``"4.1.0"``
     allows 4.x from 4.1.0 on); ``NAME:4`` writes that constraint; ``NAME:main`` pins a tag,
@@ -158,19 +171,20 @@ def add(project: Project, refs: Sequence[str], *, offline: bool = False) -> Edit
     if versions_written:
         manifest, text = _edited(project.manifest_path, document)
         new = _with_inputs(new, manifest)
-    _save_text(project.manifest_path, text)
     added = {name for name, _, _ in wanted}
     # Without a lock to compare with, what the other declared artifacts bring was there
     # before this `add`: report only what the added names bring in.
     baseline = existing or _closure(
         new, [name for name in current.dependencies if name not in added]
     )
-    result = write_lock(project, existing, new, compare_with=baseline)
-    return EditResult(project.written(manifest, text, new), result)
+    return _finish_edit(project, manifest, text, existing, new, baseline, dry_run=dry_run)
 
 
-def remove(project: Project, names: Sequence[str], *, offline: bool = False) -> EditResult:
-    """Remove artifacts from falco.toml and lock again (a sync then uninstalls their files)."""
+def remove(
+    project: Project, names: Sequence[str], *, offline: bool = False, dry_run: bool = False
+) -> EditResult:
+    """Remove artifacts from falco.toml and lock again (a sync then uninstalls their files);
+    with ``dry_run`` write nothing."""
     from falcopkg.core.manifest import remove_dependency
 
     document, current = _read_manifest(project.manifest_path)
@@ -183,9 +197,54 @@ def remove(project: Project, names: Sequence[str], *, offline: bool = False) -> 
     manifest, text = _edited(project.manifest_path, document)
     existing = project.existing_lock(damaged="warn")
     new = resolve_project(project, existing, manifest=manifest, offline=offline)
+    return _finish_edit(project, manifest, text, existing, new, existing, dry_run=dry_run)
+
+
+def _finish_edit(
+    project: Project,
+    manifest: Manifest,
+    text: str,
+    existing: Lock | None,
+    new: Lock,
+    baseline: Lock | None,
+    *,
+    dry_run: bool,
+) -> EditResult:
+    """Write falco.toml and falco.lock (or, with ``dry_run``, only say what would change)."""
+    if dry_run:
+        from falcopkg.services.resolution import describe_changes
+
+        changes = tuple(describe_changes(baseline, new, dry_run=True))
+        for line in changes:
+            project.reporter.info(line)
+        return EditResult(
+            project.written(manifest, text, new), LockResult(new, changes, written=False)
+        )
     _save_text(project.manifest_path, text)
-    result = write_lock(project, existing, new)
+    result = write_lock(project, existing, new, compare_with=baseline)
     return EditResult(project.written(manifest, text, new), result)
+
+
+@contextmanager
+def unfinished_sync_explained(command: str) -> Iterator[None]:
+    """Around the sync that follows a written `add`/`remove`: an error then also says that
+    falco.toml and falco.lock were already updated, and that `falcopkg sync` finishes."""
+    from falcopkg.errors import FalcopkgError
+
+    try:
+        yield
+    except FalcopkgError as exc:
+        exc.message = (
+            f"`{command}` updated falco.toml and falco.lock, but the sync did not finish: "
+            f"{exc.message}"
+        )
+        finish = "then run `falcopkg sync` to finish installing"
+        if not exc.hint:
+            exc.hint = f"fix that, {finish}"
+        elif "falcopkg sync" not in exc.hint:  # a hint naming `sync --force` already finishes
+            exc.hint = f"{exc.hint}; {finish}"
+        exc.args = (exc.message,)
+        raise
 
 
 def _closure(lock: Lock, names: Sequence[str]) -> Lock:
@@ -305,6 +364,7 @@ def outdated(project: Project, *, offline: bool = False) -> list[OutdatedArtifac
     """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
     from falcopkg.services.resolution import find_outdated
 
+    warn_if_no_dependencies(project)
     locked = require_lock(project)
     with project.registries(offline=offline) as registries:
         return find_outdated(

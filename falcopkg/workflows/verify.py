@@ -11,6 +11,8 @@ from falcopkg.workflows.noop import DirectoryOverrides, install_directories
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from falcopkg.core.lockfile import LockedArtifact
+    from falcopkg.core.plan import ArtifactRecord
     from falcopkg.workflows.project import Project
 
 # Planner causes (core.plan) as verify names them.
@@ -23,6 +25,7 @@ DRIFT_KIND = {
     "unowned": "unowned",
     "unlocked": "extra",
 }
+# Besides: "other-platform", a file of the build of another locked platform (verify's own).
 
 
 @dataclass(frozen=True)
@@ -69,16 +72,23 @@ def verify(project: Project, *, platform: str, overrides: DirectoryOverrides) ->
         blob_fetcher(lock.artifacts, platform, cache_only),
         lock_source=str(project.lock_path),
     )
-    plan, _ = make_plan(desired.files, force=False, prune=True, hash_all=True)
-    drift = tuple(
-        Drift(
-            DRIFT_KIND[action.cause],
-            os.path.join(action.directory, action.path),
-            action.artifact,
-            action.reason,
+    plan, states = make_plan(desired.files, force=False, prune=True, hash_all=True)
+    by_name = lock.by_name
+    drift = []
+    for action in plan.actions:
+        kind, detail = DRIFT_KIND[action.cause], action.reason
+        if action.cause == "outdated" and action.artifact in by_name:
+            installed = states[action.directory].artifacts.get(action.artifact)
+            other = _platform_of(by_name[action.artifact], installed, platform)
+            if other is not None:  # e.g. after `sync --platform linux/arm64`
+                kind = "other-platform"
+                detail = (
+                    f"the {other} build is installed; verify checked {platform} "
+                    f"(pass `--platform {other}`)"
+                )
+        drift.append(
+            Drift(kind, os.path.join(action.directory, action.path), action.artifact, detail)
         )
-        for action in plan.actions
-    )
     from falcopkg.workflows.falco_config import snippet_drift, snippet_text
     from falcopkg.workflows.noop import falco_config_dir
 
@@ -88,6 +98,24 @@ def verify(project: Project, *, platform: str, overrides: DirectoryOverrides) ->
         found = snippet_drift(config_dir, text, directories["rulesfiles_dir"])
         if found is not None:
             kind, path, detail = found
-            drift = (*drift, Drift(kind, str(path), "falco config", detail))
+            drift.append(Drift(kind, str(path), "falco config", detail))
     checked = sum(len(files) for files in desired.files.values())
-    return VerifyResult(project.lock_path, platform, checked, plan.up_to_date_artifacts, drift)
+    return VerifyResult(
+        project.lock_path, platform, checked, plan.up_to_date_artifacts, tuple(drift)
+    )
+
+
+def _platform_of(
+    artifact: LockedArtifact, installed: ArtifactRecord | None, checked: str
+) -> str | None:
+    """The other locked platform whose layer is the one installed, if that is the case."""
+    if installed is None:
+        return None
+    return next(
+        (
+            name
+            for name, locked in sorted(artifact.platforms.items())
+            if name != checked and locked.layer.digest == installed.layer_digest
+        ),
+        None,
+    )

@@ -301,3 +301,25 @@ def test_platform_manifests_must_agree_on_the_type(
         inspect_artifact(client, unique_repo, "1.0.0")
     assert "mixes artifact types across its platforms" in caught.value.message
     assert "linux/amd64: plugin, linux/arm64: asset" in caught.value.message
+
+
+def test_info_of_a_floating_tag_shows_the_version_and_unknown_tags_list_some(
+    index_file: Path, plain_registry: RunningRegistry, plugin_repo: str
+) -> None:
+    result = run_cli("artifact", "info", "demo:0", "--plain-http")
+    assert result.exit_code == 0, result.output
+    fields = _fields(result.stdout.splitlines()[1:])
+    assert fields["selected"].startswith("0.10.0 (tag 0, sha256:")
+
+    unknown = run_cli("artifact", "info", "demo:9.9.9", "--plain-http")
+    assert unknown.exit_code == 1
+    assert f"{plain_registry.host}/{plugin_repo} has no tag '9.9.9'" in unknown.stderr
+    assert "hint: available tags: 0.11.0-rc.1, 0.10.0, 0.2.0, 0.1.0, 0, 0.10 (and 2 more)" in (
+        unknown.stderr
+    )
+
+
+def test_list_with_an_unknown_type_is_a_usage_error(index_file: Path) -> None:
+    result = run_cli("artifact", "list", "--type", "bogus")
+    assert result.exit_code == 2
+    assert "'bogus' is not one of" in result.stderr

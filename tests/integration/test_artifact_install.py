@@ -143,3 +143,13 @@ def test_a_later_sync_and_verify_see_what_artifact_install_did(catalog: Project)
     synced = catalog.sync()
     assert synced.exit_code == 0, synced
     assert sorted(catalog.installed()) == ["rules/extra.yaml"]
+
+
+def test_dry_run_installs_nothing(catalog: Project, tmp_path: Path) -> None:
+    rules, plugins = tmp_path / "rules", tmp_path / "plugins"
+    args = ("--plain-http", "--rulesfiles-dir", rules, "--plugins-dir", plugins)
+    result = run_cli("artifact", "install", "falco-rules", "--dry-run", *args)
+    assert result.exit_code == 0, result
+    assert "falco_rules.yaml" in result.stdout and "libcontainer.so" in result.stdout
+    assert "dry run: nothing was changed" in result.stderr
+    assert not rules.exists() and not plugins.exists()

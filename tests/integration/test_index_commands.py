@@ -220,7 +220,7 @@ def test_update_reports_each_failure_and_exits_1(
     assert _add(server).exit_code == 0
     local = tmp_path / "local.yaml"
     local.write_text(REALISTIC.read_text())
-    assert run_cli("index", "add", "local", local).exit_code == 0
+    assert run_cli("index", "add", "local", "../local.yaml").exit_code == 0  # cwd: project
     assert 'url = "../local.yaml"' in (project / "falco.toml").read_text()
     (server.root / "index.yaml").unlink()
     result = run_cli("index", "update")
@@ -434,3 +434,33 @@ def test_remove_points_at_the_other_config(
     assert f"no index named 'mine' in {project / 'falco.toml'}" in result.stderr
     assert "hint: it is in user config" in result.stderr and "with --global" in result.stderr
     assert run_cli("index", "remove", "mine", "--global").exit_code == 0
+
+
+def test_remove_refuses_an_index_a_dependency_names(project: Path, tmp_home: TmpHome) -> None:
+    assert run_cli("index", "add", "local", REALISTIC, "--no-fetch").exit_code == 0
+    manifest = project / "falco.toml"
+    text = manifest.read_text().replace(
+        "[dependencies]\n",
+        '[dependencies]\nfalco-rules = { index = "local", version = "4" }\njson = "0.7"\n',
+    )
+    manifest.write_text(text)
+    before = manifest.read_bytes()
+    refused = run_cli("index", "remove", "local")
+    assert refused.exit_code == 1
+    assert "dependency falco-rules uses index 'local'" in refused.stderr
+    assert "--force" in refused.stderr
+    assert manifest.read_bytes() == before
+
+    forced = run_cli("index", "remove", "local", "--force")
+    assert forced.exit_code == 0, forced
+    assert "warning: dependency falco-rules uses index 'local'" in forced.stderr
+    assert "`falcopkg lock`" in forced.stderr
+    assert "[[index]]" not in manifest.read_text()
+
+
+def test_an_absolute_index_path_is_stored_absolute(project: Path, tmp_home: TmpHome) -> None:
+    assert run_cli("index", "add", "abs", REALISTIC.resolve(), "--no-fetch").exit_code == 0
+    assert run_cli("index", "add", "rel", "idx/index.yaml", "--no-fetch").exit_code == 0
+    text = (project / "falco.toml").read_text()
+    assert f'url = "{REALISTIC.resolve()}"' in text
+    assert 'url = "idx/index.yaml"' in text

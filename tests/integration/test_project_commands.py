@@ -249,3 +249,155 @@ def test_add_reports_only_what_changed_in_the_lock(catalog: Catalog, project: Pa
     assert again.exit_code == 0, again.stderr
     assert "Added" not in again.stderr and "Updated" not in again.stderr
     assert 'container = "0.4.1"' in manifest.read_text()
+
+
+# -- install directories, dry runs and JSON (issue 11, defect 1) -----------------------------
+
+
+def test_add_and_remove_take_the_directory_options_and_environment(
+    catalog: Catalog, project: Path, tmp_path: Path
+) -> None:
+    rules_dir, plugins_dir = tmp_path / "env-rules", tmp_path / "flag-plugins"
+    (project / "falco.toml").write_text(catalog.manifest(""))  # no [install]: /etc/falco…
+    env = {"FALCOPKG_RULESFILES_DIR": str(rules_dir)}
+    added = run_cli("-C", project, "add", "falco-rules", "--plugins-dir", plugins_dir, env=env)
+    assert added.exit_code == 0, added
+    assert (rules_dir / "falco_rules.yaml").is_file()
+    assert (plugins_dir / "libcontainer.so").is_file()
+    verified = run_cli("-C", project, "verify", "--plugins-dir", plugins_dir, env=env)
+    assert verified.exit_code == 0, verified
+
+    removed = run_cli("-C", project, "remove", "falco-rules", "--plugins-dir", plugins_dir, env=env)
+    assert removed.exit_code == 0, removed
+    assert not (rules_dir / "falco_rules.yaml").exists()
+    assert not (plugins_dir / "libcontainer.so").exists()
+
+
+def test_add_dry_run_writes_and_installs_nothing(
+    catalog: Catalog, project: Path, tmp_path: Path
+) -> None:
+    rules_dir, plugins_dir = tmp_path / "rules", tmp_path / "plugins"
+    manifest = project / "falco.toml"
+    manifest.write_text(catalog.manifest(""))
+    before = manifest.read_bytes()
+    result = run_cli(
+        "-C", project, "add", "falco-rules", "--dry-run",
+        "--rulesfiles-dir", rules_dir, "--plugins-dir", plugins_dir,
+    )  # fmt: skip
+    assert result.exit_code == 0, result
+    assert "Would add falco-rules 4.1.0" in result.stderr
+    assert "falco_rules.yaml" in result.stdout  # the files a sync would install
+    assert "not written" in result.stderr
+    assert manifest.read_bytes() == before and not (project / "falco.lock").exists()
+    assert not rules_dir.exists() and not plugins_dir.exists()
+
+    removed = run_cli("-C", project, "remove", "json", "--dry-run", "--no-sync")
+    assert removed.exit_code == 1  # json is not a dependency: the same error as without
+    (project / "falco.toml").write_text(catalog.manifest('json = "0.7"\n'))
+    assert run_cli("-C", project, "lock").exit_code == 0
+    locked = (project / "falco.lock").read_bytes()
+    removed = run_cli("-C", project, "remove", "json", "--dry-run", "--no-sync")
+    assert removed.exit_code == 0, removed
+    assert "Would remove json 0.7.0" in removed.stderr
+    assert (project / "falco.lock").read_bytes() == locked
+    assert 'json = "0.7"' in manifest.read_text()
+
+
+def test_a_failed_sync_after_add_says_the_files_were_written(
+    catalog: Catalog, project: Path, tmp_path: Path
+) -> None:
+    rules_dir, plugins_dir = tmp_path / "rules", tmp_path / "plugins"
+    rules_dir.mkdir()
+    (rules_dir / "falco_rules.yaml").write_text("# shipped by the Falco package\n")
+    (project / "falco.toml").write_text(catalog.manifest(""))
+    result = run_cli(
+        "-C", project, "add", "falco-rules",
+        "--rulesfiles-dir", rules_dir, "--plugins-dir", plugins_dir,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "`falcopkg add` updated falco.toml and falco.lock, but the sync did not finish" in (
+        result.stderr
+    )
+    assert "falcopkg sync --force" in result.stderr
+    assert 'falco-rules = "4.1.0"' in (project / "falco.toml").read_text()
+    assert "falco-rules" in read_lock(project).by_name
+
+
+def test_init_writes_install_dirs_and_chosen_indexes(
+    catalog: Catalog, tmp_path: Path, tmp_home: TmpHome
+) -> None:
+    target = tmp_path / "proj"
+    target.mkdir()
+    index = catalog.workdir / "index.yaml"
+    result = run_cli(
+        "-C", target, "init", "--index", f"local={index}",
+        "--rulesfiles-dir", target / "rules",
+        env={"FALCOPKG_PLUGINS_DIR": str(tmp_path / "plugins")},
+    )  # fmt: skip
+    assert result.exit_code == 0, result
+    manifest = load_manifest(target / "falco.toml")
+    assert [(i.name, i.url) for i in manifest.indexes] == [("local", str(index))]
+    assert manifest.install.rulesfiles_dir == "rules"  # inside the project: relative
+    assert manifest.install.plugins_dir == str(tmp_path / "plugins")
+
+    other = tmp_path / "offline"
+    other.mkdir()
+    assert run_cli("-C", other, "init", "--no-index").exit_code == 0
+    assert load_manifest(other / "falco.toml").indexes == ()
+    bad = run_cli("-C", tmp_path / "x", "init", "--index", "no-equals-sign")
+    assert bad.exit_code == 2 and "NAME=URL" in bad.stderr
+    both = run_cli("-C", tmp_path / "x", "init", "--index", "a=b", "--no-index")
+    assert both.exit_code == 2
+
+
+def test_lock_sync_and_add_print_json_results(
+    catalog: Catalog, project: Path, tmp_path: Path
+) -> None:
+    rules_dir, plugins_dir = tmp_path / "rules", tmp_path / "plugins"
+    install = f'[install]\nrulesfiles_dir = "{rules_dir}"\nplugins_dir = "{plugins_dir}"\n\n'
+    (project / "falco.toml").write_text(catalog.manifest('json = "0.7"\n', extra=install))
+    locked = run_cli("-C", project, "lock", "--json")
+    assert locked.exit_code == 0, locked
+    payload = json.loads(locked.stdout)
+    assert payload["written"] is True
+    assert [a["name"] for a in payload["artifacts"]] == ["json"]
+
+    synced = run_cli("-C", project, "sync", "--json")
+    assert synced.exit_code == 0, synced
+    payload = json.loads(synced.stdout)
+    assert payload["ok"] is True
+    assert [(a["kind"], a["artifact"]) for a in payload["actions"]] == [("add", "json")]
+
+    added = run_cli("-C", project, "add", "falco-rules", "--json")
+    assert added.exit_code == 0, added
+    payload = json.loads(added.stdout)
+    assert "Added falco-rules 4.1.0" in payload["lock"]["changes"]
+    kinds = sorted((a["kind"], a["artifact"]) for a in payload["sync"]["actions"])
+    assert kinds == [("add", "container"), ("add", "falco-rules")]
+
+
+def test_the_readme_quickstart_runs_as_written(
+    catalog: Catalog, tmp_path: Path, tmp_home: TmpHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's quickstart against a local registry and index (the user config trusts the
+    registry over plain HTTP, as `[registries]` there does); every step exits 0."""
+    (tmp_home.config_dir / "config.toml").write_text(
+        f'[registries."{catalog.registry.host}"]\nplain_http = true\n'
+    )
+    project_dir = tmp_path / "my-falco"
+    project_dir.mkdir()
+    monkeypatch.chdir(project_dir)
+    index = f"local={catalog.workdir / 'index.yaml'}"
+    steps = [
+        ["init", "--index", index, "--rulesfiles-dir", "rules", "--plugins-dir", "plugins"],
+        ["artifact", "search", "k8saudit"],
+        ["add", "falco-rules", "k8saudit-rules", "--dry-run"],
+        ["add", "falco-rules", "k8saudit-rules"],
+        ["tree"],
+        ["verify"],
+    ]
+    for step in steps:
+        result = run_cli(*step)
+        assert result.exit_code == 0, (step, result)
+    assert (project_dir / "rules" / "falco_rules.yaml").is_file()
+    assert (project_dir / "plugins" / "libcontainer.so").is_file()

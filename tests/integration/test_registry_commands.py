@@ -260,7 +260,8 @@ def test_pull_errors_name_the_missing_thing(
     assert not (tmp_path / "x").exists()
 
     no_tag = run_cli("registry", "pull", f"{ref}:9.9.9", "--plain-http", "-o", str(tmp_path))
-    assert no_tag.exit_code == 1 and f"{ref}:9.9.9 not found" in no_tag.stderr
+    assert no_tag.exit_code == 1 and f"{ref} has no tag '9.9.9'" in no_tag.stderr
+    assert "hint: available tags: 0.3.0" in no_tag.stderr
     assert "Traceback" not in no_tag.stderr
 
     no_repo = run_cli("registry", "pull", f"{reg.host}/tests/no-such-repo:1.0.0", "--plain-http")
@@ -383,7 +384,8 @@ def test_login_checks_saves_0600_and_logout_removes(
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     saved = json.loads(credentials.read_text())["registries"][reg.host]
     assert saved == {"username": reg.username, "password": reg.password}
-    assert "without being checked" not in right.stderr  # this registry did check them
+    assert "could not be checked" not in right.stderr  # this registry did check them
+    assert "Login succeeded" in right.stderr
 
     pushed = run_cli(*push_args)
     assert pushed.exit_code == 0, pushed.stderr
@@ -398,13 +400,15 @@ def test_login_to_a_registry_without_auth_saves_with_a_warning(
     plain_registry: RunningRegistry, tmp_home: TmpHome
 ) -> None:
     """Like docker, the credentials are kept; the user learns nothing vouched for them."""
-    result = run_cli("registry", "login", plain_registry.host, "--plain-http", "-u", "alice",
+    # http:// means plain HTTP (no --plain-http needed); the path is ignored.
+    result = run_cli("registry", "login", f"http://{plain_registry.host}/", "-u", "alice",
                      "--password-stdin", input="unchecked-pw\n")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert (
-        f"registry {plain_registry.host} did not ask for credentials; they were saved without "
-        "being checked"
+        f"registry {plain_registry.host} did not ask for credentials, so they could not be "
+        "checked; saved them in"
     ) in " ".join(result.stderr.split())
+    assert "Login succeeded" not in result.stderr  # nothing vouched for them
     assert "unchecked-pw" not in result.stderr + result.stdout
     credentials = json.loads((tmp_home.config_dir / "credentials.json").read_text())
     assert credentials["registries"][plain_registry.host]["username"] == "alice"
@@ -487,3 +491,62 @@ def test_user_config_registries_apply_outside_a_project(
     assert broken.exit_code == 1
     assert f"{config_file}:1: " in broken.stderr
     assert "'not a host' is not a registry host" in broken.stderr
+
+
+def test_floating_tags_move_only_when_the_version_is_the_newest_of_its_line(
+    plain_registry: RunningRegistry, unique_repo: str, tmp_home: TmpHome
+) -> None:
+    reg = plain_registry
+    ref = f"{reg.host}/{unique_repo}"
+
+    def push(version: str) -> CliResult:
+        result = run_cli(
+            "registry", "push", ref, str(RULES), "--type", "rulesfile", "--version", version,
+            "--add-floating-tags", "--plain-http", "--json",
+        )  # fmt: skip
+        assert result.exit_code == 0, result
+        return result
+
+    def points_at(tag: str) -> str:
+        config = skopeo("inspect", "--config", "--raw", *reg.skopeo_args(), f"docker://{ref}:{tag}")
+        return str(json.loads(config)["version"])
+
+    push("1.3.0")
+    older = push("1.2.4")
+    assert "Moved 1.2 to 1.2.4" in older.stderr
+    assert "Left 1 at 1.3.0 (newer than 1.2.4)" in older.stderr
+    assert "Left latest at 1.3.0" in older.stderr
+    payload = json.loads(older.stdout)
+    assert payload["floating_tags"] == {"moved": ["1.2"], "kept": {"1": "1.3.0", "latest": "1.3.0"}}
+    assert "manifests" not in payload and payload["manifest"]["files"] == ["acme_rules.yaml"]
+    assert [points_at(t) for t in ("1.2", "1", "latest")] == ["1.2.4", "1.3.0", "1.3.0"]
+
+    newer = push("2.0.1")
+    assert json.loads(newer.stdout)["floating_tags"]["moved"] == ["2.0", "2", "latest"]
+    assert [points_at(t) for t in ("1", "2", "latest")] == ["1.3.0", "2.0.1", "2.0.1"]
+
+
+def test_login_host_spelling(tmp_home: TmpHome) -> None:
+    for bad in ("ftp://example.com", "exa mple.com", "https://"):
+        result = run_cli("registry", "login", bad, "-u", "alice", "--password-stdin", input="x\n")
+        assert result.exit_code == 2, (bad, result)
+        assert "invalid registry host" in result.stderr
+
+
+def test_push_and_pull_by_full_reference_ignore_a_broken_falco_toml(
+    plain_registry: RunningRegistry,
+    unique_repo: str,
+    tmp_home: TmpHome,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "falco.toml").write_text('[dependencies\nfalco-rules = "4"\n')
+    ref = f"{plain_registry.host}/{unique_repo}:1.0.0"
+    pushed = run_cli("registry", "push", ref, str(RULES), "--type", "rulesfile",
+                     "--version", "1.0.0", "--plain-http")  # fmt: skip
+    assert pushed.exit_code == 0, pushed
+    assert "warning: ignoring falco.toml's [registries]" in pushed.stderr
+    pulled = run_cli("registry", "pull", ref, "--plain-http", "-o", str(tmp_path / "out"))
+    assert pulled.exit_code == 0, pulled
+    assert (tmp_path / "out" / "acme_rules.yaml").is_file()

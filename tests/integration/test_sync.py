@@ -69,7 +69,7 @@ def test_platform_option_installs_that_platforms_plugin(project: Project) -> Non
     bad = project.sync("--platform", "linux/riscv64")
     assert bad.exit_code == 1
     assert "not locked for platform linux/riscv64" in bad.stderr
-    assert "hint:" in bad.stderr
+    assert "under [target] in falco.toml (add the table if it has none)" in bad.stderr
 
 
 def test_no_network_when_cached_and_offline_into_new_directories(
@@ -501,3 +501,30 @@ def test_a_no_op_sync_imports_no_http_yaml_toml_semver_or_resolver(project: Proj
     }
     heavy = {"requests", "yaml", "tomlkit", "tomllib", "semver", "falcopkg.core.resolver"}
     assert not heavy & imported, sorted(heavy & imported)
+
+
+def test_a_failed_sync_leaves_no_new_empty_install_directories(
+    project: Project, tmp_home: TmpHome
+) -> None:
+    standard_project(project)
+    assert run_cli("-C", project.root, "lock").exit_code == 0
+    for path in tmp_home.cache_dir.rglob("*"):  # a cold cache: an offline sync must fail
+        if path.is_file():
+            path.unlink()
+    nested = project.root / "new" / "plugins"
+    result = project.sync("--offline", "--plugins-dir", nested)
+    assert result.exit_code == 1, result
+    assert not project.rules_dir.exists()
+    assert not (project.root / "new").exists()
+
+
+def test_verify_after_a_sync_for_another_platform_names_that_platform(project: Project) -> None:
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    assert project.sync("--platform", OTHER).exit_code == 0
+    result = run_cli("-C", project.root, "verify")
+    assert result.exit_code == 1
+    assert "other-platform" in result.stdout and "outdated" not in result.stdout
+    assert f"the {OTHER} build is installed; verify checked {HOST}" in result.stdout
+    assert f"`--platform {OTHER}`" in result.stdout
+    assert run_cli("-C", project.root, "verify", "--platform", OTHER).exit_code == 0

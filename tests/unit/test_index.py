@@ -84,6 +84,7 @@ def test_invalid_index_is_a_clear_error(path: Path) -> None:
     assert error.message.startswith(f"index test ({path.name}): ")
     for fragment in _expectations(path):
         assert fragment in text, f"{fragment!r} not in {text!r}"
+    assert "\\n" not in text  # an escaped newline printed literally
 
 
 def test_cached_payload_round_trips_through_json(realistic: list[IndexEntry]) -> None:

@@ -187,7 +187,7 @@ def test_add_creates_the_dependencies_table() -> None:
 
 def test_init_text_is_a_valid_commented_manifest(tmp_path: Path) -> None:
     text = init_document_text(
-        "falcosecurity", "https://falcosecurity.github.io/falcoctl/index.yaml"
+        [("falcosecurity", "https://falcosecurity.github.io/falcoctl/index.yaml")]
     )
     manifest = parse_manifest(text, tmp_path / "falco.toml")
     assert manifest.dependencies == {}
@@ -205,3 +205,37 @@ def test_add_writes_inline_tables_like_cargo() -> None:
     assert 'acme = { ref = "registry.example.com/acme/rules", version = "1\\"x" }\n' in text
     assert 'falco-rules = "4"  # default rules\n' in text
     assert document["dependencies"]["acme"]["version"] == '1"x'
+
+
+def test_init_text_writes_given_install_dirs_and_indexes(tmp_path: Path) -> None:
+    text = init_document_text(
+        [("corp", "https://corp.example/index.yaml"), ("local", "idx/index.yaml")],
+        {"rulesfiles_dir": "rules", "plugins_dir": '/opt/my "plugins"'},
+    )
+    manifest = parse_manifest(text, tmp_path / "falco.toml")
+    assert [(i.name, i.url) for i in manifest.indexes] == [
+        ("corp", "https://corp.example/index.yaml"),
+        ("local", "idx/index.yaml"),
+    ]
+    assert manifest.install.rulesfiles_dir == "rules"
+    assert manifest.install.plugins_dir == '/opt/my "plugins"'
+    assert '# assets_dir = "' in text
+
+
+def test_init_text_without_an_index_explains_ref(tmp_path: Path) -> None:
+    text = init_document_text([])
+    manifest = parse_manifest(text, tmp_path / "falco.toml")
+    assert manifest.indexes == () and "[[index]]" not in text
+    assert "ref = " in text and "falcopkg index add" in text
+
+
+def test_the_example_parses_and_meets_current_rules_requirements() -> None:
+    """falco.toml.example's [target] accepts what today's falco_rules.yaml asks
+    (`required_engine_version: 0.57.0`) and the legacy integer form of older files."""
+    from falcopkg.core.lockfile import unmet_requirements
+
+    example = Path(__file__).parents[2] / "falco.toml.example"
+    manifest = load_manifest(example)
+    assert manifest.dependencies["falco-rules"].to_input() == "5"
+    for required in ("0.57.0", "15", "0.31.0"):
+        assert unmet_requirements("rules", {"engine_version": required}, manifest.target) == []

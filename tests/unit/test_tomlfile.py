@@ -21,6 +21,24 @@ ERROR_CASES = [
     pytest.param(
         b"a = 1\nb = " + b"7" * 5000, "config.toml:2:5: invalid TOML: an integer", id="5000-digits"
     ),
+    pytest.param(
+        b'[dependencies]\nx = "1\ny = "2"\n',
+        "config.toml:2: invalid TOML: unterminated string",
+        id="unterminated-string",
+    ),
+    pytest.param(
+        b"[dependencies]\nx = '1", "config.toml:2: invalid TOML: unterminated string", id="eof"
+    ),
+    pytest.param(
+        b"[dependencies]\n[target]\nplatforms = []\n[ dependencies ]  # again\n",
+        "config.toml:4: invalid TOML: table [dependencies] is defined twice (first on line 1)",
+        id="duplicate-table",
+    ),
+    pytest.param(
+        b'[registries."localhost:5000"]\n[registries."localhost:5000"]\n',
+        'config.toml:2: invalid TOML: table [registries."localhost:5000"] is defined twice',
+        id="duplicate-quoted-table",
+    ),
 ]
 
 

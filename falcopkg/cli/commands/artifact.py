@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
+from falcopkg.artifact.types import ARTIFACT_TYPES
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.group import lazy_group
 from falcopkg.cli.params import json_option, plain_http_option, reference_argument
@@ -147,7 +148,12 @@ def _shorten(text: str, width: int = DESCRIPTION_WIDTH) -> str:
 
 @artifact.command()
 @click.argument("keywords", nargs=-1, required=True)
-@click.option("--type", "type_", metavar="TYPE", help="Only artifacts of this type.")
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(sorted(ARTIFACT_TYPES)),
+    help="Only artifacts of this type.",
+)
 @click.option("--index", "index_names", multiple=True, metavar="NAME", help="Only this index.")
 @json_option
 @pass_app
@@ -166,7 +172,12 @@ def search(
 
 
 @artifact.command("list")
-@click.option("--type", "type_", metavar="TYPE", help="Only artifacts of this type.")
+@click.option(
+    "--type",
+    "type_",
+    type=click.Choice(sorted(ARTIFACT_TYPES)),
+    help="Only artifacts of this type.",
+)
 @click.option("--index", "index_names", multiple=True, metavar="NAME", help="Only this index.")
 @json_option
 @pass_app
@@ -359,7 +370,12 @@ def _info_text(result: ArtifactInfo) -> str:
             )
         )
     shown = result.selected_tag or remote.root_digest
-    rows.append(("selected", f"{shown} ({remote.root_digest})" if result.selected_tag else shown))
+    version = remote.config.version
+    if result.selected_tag and version and version != result.selected_tag:
+        shown = f"{version} (tag {result.selected_tag}, {remote.root_digest})"  # NAME:3
+    elif result.selected_tag:
+        shown = f"{shown} ({remote.root_digest})"
+    rows.append(("selected", shown))
     platforms = remote.platform_names
     rows.append(("platforms", ", ".join(platforms) if platforms else "any (single manifest)"))
     rows.append(

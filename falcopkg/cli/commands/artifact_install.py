@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from falcopkg.cli.commands.install import print_report
+from falcopkg.cli.commands.install import print_report, raise_if_incomplete
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.params import install_dir_options, plain_http_option, platform_option
 from falcopkg.workflows.noop import DirectoryOverrides
@@ -23,6 +23,7 @@ from falcopkg.workflows.noop import DirectoryOverrides
 @click.option(
     "--force", is_flag=True, help="Replace files that were changed or not installed by falcopkg."
 )
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
 @plain_http_option
 @install_dir_options
 @pass_app
@@ -32,6 +33,7 @@ def install(
     platform: str,
     no_resolve_deps: bool,
     force: bool,
+    dry_run: bool,
     plain_http: bool,
     rulesfiles_dir: Path | None,
     plugins_dir: Path | None,
@@ -52,5 +54,8 @@ def install(
         resolve_dependencies=not no_resolve_deps,
         force=force,
         plain_http=plain_http,
+        dry_run=dry_run,
     )
-    print_report(app, report, dry_run=False)
+    print_report(app, report, dry_run=dry_run)
+    if not dry_run:
+        raise_if_incomplete(report)

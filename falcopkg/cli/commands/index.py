@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,7 +65,7 @@ def add(
             hint="index names use letters, digits, `.`, `_` and `-`",
         )
     scope = index_scope(app.find_manifest(), use_global=use_global)
-    url = _normalize_url(url, scope, allow_http)
+    url = normalize_index_url(url, scope, allow_http)
     if ca_file is not None:
         ca_file = _relative_to_scope(Path(ca_file), scope)
     credential = None
@@ -98,7 +99,8 @@ def add(
         app.console.info(f"index {name} ({redact_url(url)}) is already in {scope.label}{counted}")
 
 
-def _normalize_url(url: str, scope: IndexScope, allow_http: bool) -> str:
+def normalize_index_url(url: str, scope: IndexScope, allow_http: bool) -> str:
+    """An index URL typed on the command line, checked, as ``scope`` stores it."""
     if has_userinfo(url):
         raise UsageError(
             "credentials do not belong in the index URL",
@@ -120,10 +122,10 @@ def _normalize_url(url: str, scope: IndexScope, allow_http: bool) -> str:
 
 
 def _relative_to_scope(path: Path, scope: IndexScope) -> str:
-    """A path typed on the command line, as stored: relative to falco.toml in a project
-    (the project can move), absolute in the user config."""
+    """A path typed on the command line, as stored: a relative one relative to falco.toml in
+    a project (the project can move); an absolute one, and any in the user config, absolute."""
     absolute = Path(os.path.abspath(path.expanduser()))
-    if not scope.is_project:
+    if not scope.is_project or path.expanduser().is_absolute():
         return str(absolute)
     return os.path.relpath(absolute, scope.base_dir.resolve())
 
@@ -147,8 +149,11 @@ def _read_password(password_stdin: bool) -> str:
 @index.command("remove")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--global", "use_global", is_flag=True, help=GLOBAL_HELP)
+@click.option(
+    "--force", is_flag=True, help="Remove even if dependencies name the index (`index = NAME`)."
+)
 @pass_app
-def remove(app: AppContext, names: tuple[str, ...], use_global: bool) -> None:
+def remove(app: AppContext, names: tuple[str, ...], use_global: bool, force: bool) -> None:
     """Remove indexes (and their cached copies) by NAME."""
     from falcopkg.oci.credentials import CredentialStore
     from falcopkg.services.userconfig import read_index_configs_fast
@@ -173,9 +178,21 @@ def remove(app: AppContext, names: tuple[str, ...], use_global: bool) -> None:
         raise FalcopkgError(
             f"no index named {', '.join(repr(n) for n in unknown)} in {scope.label}", hint=hint
         )
+    users = _dependencies_naming(document, names) if scope.is_project else {}
+    if users and not force:
+        raise FalcopkgError(
+            f"{scope.label}: {_naming_text(users)}; removing it would leave falco.toml invalid",
+            hint="change or remove those dependencies first (`falcopkg remove NAME`), or pass "
+            "--force to remove the index anyway",
+        )
     for name in dict.fromkeys(names):
         remove_index(document, name)
     scope.save(document)
+    if users:
+        app.console.warn(
+            f"{_naming_text(users)}: `falcopkg lock`, `sync` and `add` fail until the "
+            "index is added back or those dependencies change"
+        )
 
     store = IndexStore(app.cache_dir)
     credentials = CredentialStore()
@@ -187,6 +204,27 @@ def remove(app: AppContext, names: tuple[str, ...], use_global: bool) -> None:
         if not any(store.cache_key(c) == store.cache_key(config) for c in still_used):
             store.remove(config)
         app.console.success(f"removed index {name} from {scope.label}")
+
+
+def _dependencies_naming(document: Any, names: Sequence[str]) -> dict[str, list[str]]:
+    """index name -> the dependencies of ``document`` that say ``index = "NAME"``."""
+    dependencies = document.get("dependencies")
+    users: dict[str, list[str]] = {}
+    if not isinstance(dependencies, dict):
+        return users
+    for dependency, value in dependencies.items():
+        index_name = value.get("index") if isinstance(value, dict) else None
+        if isinstance(index_name, str) and index_name in names:
+            users.setdefault(str(index_name), []).append(str(dependency))
+    return users
+
+
+def _naming_text(users: dict[str, list[str]]) -> str:
+    return "; ".join(
+        f"{'dependencies' if len(deps) > 1 else 'dependency'} {', '.join(deps)} "
+        f"{'use' if len(deps) > 1 else 'uses'} index {name!r}"
+        for name, deps in users.items()
+    )
 
 
 # -- list -----------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ KIND_SYMBOL = {"add": "+", "update": "~", "remove": "-", "keep-modified": "!", "
 @click.option(
     "--force", is_flag=True, help="Replace files that were changed or not installed by falcopkg."
 )
+@json_option
 @platform_option
 @install_dir_options
 @falco_config_dir_option
@@ -59,6 +60,7 @@ def sync(
     locked: bool,
     frozen: bool,
     force: bool,
+    as_json: bool,
     platform: str,
     rulesfiles_dir: Path | None,
     plugins_dir: Path | None,
@@ -80,11 +82,21 @@ def sync(
         frozen=frozen,
         force=force,
     )
-    run_sync(app, app.project(), options)
+    result = run_sync(app, app.project(), options, as_json=as_json)
+    if as_json:
+        from falcopkg.cli.results import sync_json
+
+        app.console.json(sync_json(result, platform=platform, dry_run=dry_run))
+    if result.report is not None:
+        raise_if_incomplete(result.report)
 
 
-def run_sync(app: AppContext, project: Project, options: SyncOptions) -> SyncResult:
-    """Run the sync workflow and render its result (also after `add`/`remove`)."""
+def run_sync(
+    app: AppContext, project: Project, options: SyncOptions, *, as_json: bool = False
+) -> SyncResult:
+    """Run the sync workflow and render its messages (also after `add`/`remove`); with
+    ``as_json`` stdout is left to the caller's JSON. The caller then calls
+    :func:`raise_if_incomplete`."""
     result = sync_workflow(project, options)
     snippet = result.falco_config
     if snippet is not None and snippet.outcome != "unchanged":
@@ -96,7 +108,7 @@ def run_sync(app: AppContext, project: Project, options: SyncOptions) -> SyncRes
     if result.report is None:
         app.console.info(nothing_to_do(*result.up_to_date))
     else:
-        print_report(app, result.report, dry_run=options.dry_run)
+        print_report(app, result.report, dry_run=options.dry_run, data=not as_json)
     if snippet is not None and snippet.kept:
         raise InstallError(
             f"the Falco config snippet {snippet.path} was not updated (see the warning above)",
@@ -105,15 +117,17 @@ def run_sync(app: AppContext, project: Project, options: SyncOptions) -> SyncRes
     return result
 
 
-def print_report(app: AppContext, report: SyncReport, *, dry_run: bool) -> None:
-    """Per-file lines, warnings for kept files, one summary; InstallError if incomplete."""
+def print_report(app: AppContext, report: SyncReport, *, dry_run: bool, data: bool = True) -> None:
+    """Per-file lines (a dry run's on stdout unless ``data`` is off), warnings for kept
+    files, one summary."""
     console = app.console
     plan = report.plan
     for artifact, why in report.skipped:
         console.detail(f"Skipped {artifact}: {why}")
     if dry_run:
-        for action in plan.actions:
-            console.data(_action_line(action))
+        if data:
+            for action in plan.actions:
+                console.data(_action_line(action))
         if not plan.actions:
             console.info(_nothing_to_do(report))
         else:
@@ -137,6 +151,10 @@ def print_report(app: AppContext, report: SyncReport, *, dry_run: bool) -> None:
         )
     elif not report.kept:
         console.info(_nothing_to_do(report))
+
+
+def raise_if_incomplete(report: SyncReport) -> None:
+    """InstallError if locked files were kept out because other content is in the way."""
     incomplete = report.incomplete
     if incomplete:
         raise InstallError(

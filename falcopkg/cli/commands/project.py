@@ -8,6 +8,8 @@ both files as they were. Messages go to stderr, data (`tree`, `outdated`) to std
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,22 +17,42 @@ import click
 from falcopkg import paths
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.output import quantity
-from falcopkg.cli.params import json_option
+from falcopkg.cli.params import install_dir_options, json_option, platform_option
 from falcopkg.errors import ConfigError, UsageError
+from falcopkg.workflows.noop import DirectoryOverrides
 
 if TYPE_CHECKING:
     from falcopkg.core.lockfile import Lock, LockedArtifact
     from falcopkg.core.manifest import Manifest
-    from falcopkg.workflows.project import Project
+    from falcopkg.workflows.lock import EditResult
 
 # -- init ---------------------------------------------------------------------------------------
 
 
 @click.command()
+@click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    metavar="NAME=URL",
+    help="Index to write instead of the official one (repeatable; URL or local path).",
+)
+@click.option("--no-index", is_flag=True, help="Write no index (dependencies then need `ref`).")
+@install_dir_options
 @pass_app
-def init(app: AppContext) -> None:
-    """Create a commented falco.toml with the official index."""
-    from falcopkg.core.index_config import OFFICIAL_INDEX
+def init(
+    app: AppContext,
+    indexes: tuple[str, ...],
+    no_index: bool,
+    rulesfiles_dir: Path | None,
+    plugins_dir: Path | None,
+    assets_dir: Path | None,
+) -> None:
+    """Create a commented falco.toml (with the official index unless --index/--no-index).
+
+    Install directories given by option or environment are written into [install], so
+    later commands use them without the option.
+    """
     from falcopkg.core.manifest import init_document_text
     from falcopkg.fsutil import atomic_write_text
 
@@ -41,9 +63,57 @@ def init(app: AppContext) -> None:
             f"{path} already exists",
             hint="edit it, or add artifacts with `falcopkg add NAME`",
         )
-    atomic_write_text(path, init_document_text(OFFICIAL_INDEX.name, OFFICIAL_INDEX.url))
+    chosen = _init_indexes(path, indexes, no_index)
+    install = {
+        key: _stored_directory(value, directory)
+        for key, value in DirectoryOverrides.of(
+            rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
+        ).dirs.items()
+    }
+    atomic_write_text(path, init_document_text(chosen, install))
     app.console.success(f"Created {path}")
-    app.console.info("Add artifacts with `falcopkg add NAME`, e.g. `falcopkg add falco-rules`")
+    if chosen:
+        app.console.info("Add artifacts with `falcopkg add NAME`, e.g. `falcopkg add falco-rules`")
+    else:
+        app.console.info("Add artifacts with `falcopkg add HOST/REPO[:TAG]`")
+
+
+def _init_indexes(path: Path, given: tuple[str, ...], no_index: bool) -> list[tuple[str, str]]:
+    """The [[index]] tables of a new falco.toml: --index NAME=URL, none, or the official one."""
+    from falcopkg.cli.commands.index import normalize_index_url
+    from falcopkg.core.index_config import OFFICIAL_INDEX
+    from falcopkg.core.reference import NAME_RE
+    from falcopkg.services.userconfig import IndexScope
+
+    if no_index and given:
+        raise UsageError("--index and --no-index cannot be used together", hint="pick one")
+    if no_index:
+        return []
+    if not given:
+        return [(OFFICIAL_INDEX.name, OFFICIAL_INDEX.url)]
+    chosen: dict[str, str] = {}
+    for text in given:
+        name, sep, url = text.partition("=")
+        if not sep or not url or not NAME_RE.match(name):
+            raise UsageError(
+                f"--index {text!r} is not NAME=URL",
+                hint="e.g. `--index corp=https://example.com/index.yaml` (names use letters, "
+                "digits, `.`, `_` and `-`)",
+            )
+        if name in chosen:
+            raise UsageError(f"--index names {name!r} twice", hint="give each index once")
+        chosen[name] = normalize_index_url(url, IndexScope(path, is_project=True), False)
+    return list(chosen.items())
+
+
+def _stored_directory(directory: Path, project_dir: Path) -> str:
+    """An install directory as [install] stores it: relative when inside the project (the
+    project can move), else absolute."""
+    import os
+
+    if directory.is_relative_to(project_dir):
+        return os.path.relpath(directory, project_dir)
+    return str(directory)
 
 
 # -- add / remove -------------------------------------------------------------------------------
@@ -53,8 +123,23 @@ def init(app: AppContext) -> None:
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @click.option("--no-sync", is_flag=True, help="Only update falco.toml and falco.lock.")
 @click.option("--offline", is_flag=True, help="Use only cached metadata.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@json_option
+@platform_option
+@install_dir_options
 @pass_app
-def add(app: AppContext, refs: tuple[str, ...], no_sync: bool, offline: bool) -> None:
+def add(
+    app: AppContext,
+    refs: tuple[str, ...],
+    no_sync: bool,
+    offline: bool,
+    dry_run: bool,
+    as_json: bool,
+    platform: str,
+    rulesfiles_dir: Path | None,
+    plugins_dir: Path | None,
+    assets_dir: Path | None,
+) -> None:
     """Add artifacts (index names or registry references) to falco.toml, lock and sync.
 
     `NAME` takes the newest release and writes its version like `cargo add` (`"4.1.0"`
@@ -63,38 +148,81 @@ def add(app: AppContext, refs: tuple[str, ...], no_sync: bool, offline: bool) ->
     """
     from falcopkg.workflows import lock as lock_workflows
 
-    edited = lock_workflows.add(app.project(), refs, offline=offline)
-    if not no_sync:
-        _sync(app, edited.project, offline=offline)
+    edited = lock_workflows.add(app.project(), refs, offline=offline, dry_run=dry_run)
+    overrides = DirectoryOverrides.of(
+        rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
+    )
+    _after_edit(
+        app, "falcopkg add", edited, no_sync, offline, dry_run, as_json, platform, overrides
+    )
 
 
 @click.command()
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--no-sync", is_flag=True, help="Only update falco.toml and falco.lock.")
 @click.option("--offline", is_flag=True, help="Use only cached metadata.")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@json_option
+@platform_option
+@install_dir_options
 @pass_app
-def remove(app: AppContext, names: tuple[str, ...], no_sync: bool, offline: bool) -> None:
+def remove(
+    app: AppContext,
+    names: tuple[str, ...],
+    no_sync: bool,
+    offline: bool,
+    dry_run: bool,
+    as_json: bool,
+    platform: str,
+    rulesfiles_dir: Path | None,
+    plugins_dir: Path | None,
+    assets_dir: Path | None,
+) -> None:
     """Remove artifacts from falco.toml, relock and sync (their files are uninstalled)."""
     from falcopkg.workflows import lock as lock_workflows
 
-    edited = lock_workflows.remove(app.project(), names, offline=offline)
-    if not no_sync:
-        _sync(app, edited.project, offline=offline)
+    edited = lock_workflows.remove(app.project(), names, offline=offline, dry_run=dry_run)
+    overrides = DirectoryOverrides.of(
+        rulesfiles_dir=rulesfiles_dir, plugins_dir=plugins_dir, assets_dir=assets_dir
+    )
+    _after_edit(
+        app, "falcopkg remove", edited, no_sync, offline, dry_run, as_json, platform, overrides
+    )
 
 
-def _sync(app: AppContext, project: Project, *, offline: bool) -> None:
-    """Sync what was just written, without reading or checking it again."""
-    from falcopkg.cli.commands.install import run_sync
-    from falcopkg.cli.params import chosen_platform
-    from falcopkg.workflows.noop import DirectoryOverrides
+def _after_edit(
+    app: AppContext,
+    command: str,
+    edited: EditResult,
+    no_sync: bool,
+    offline: bool,
+    dry_run: bool,
+    as_json: bool,
+    platform: str,
+    overrides: DirectoryOverrides,
+) -> None:
+    """Sync what `add`/`remove` just wrote (without reading or checking it again), render."""
+    from falcopkg.cli.commands.install import raise_if_incomplete, run_sync
+    from falcopkg.workflows.lock import unfinished_sync_explained
     from falcopkg.workflows.sync import SyncOptions
 
-    options = SyncOptions(
-        platform=chosen_platform(None),
-        overrides=DirectoryOverrides.from_environment(),
-        offline=offline,
-    )
-    run_sync(app, project, options)
+    synced = None
+    explained = unfinished_sync_explained(command) if not dry_run else nullcontext()
+    if not no_sync:
+        options = SyncOptions(
+            platform=platform, overrides=overrides, offline=offline, dry_run=dry_run
+        )
+        with explained:
+            synced = run_sync(app, edited.project, options, as_json=as_json)
+    if dry_run:
+        app.console.info("Dry run: falco.toml and falco.lock not written")
+    if as_json:
+        from falcopkg.cli.results import edit_json
+
+        app.console.json(edit_json(edited, synced, platform=platform, dry_run=dry_run))
+    if synced is not None and synced.report is not None:
+        with unfinished_sync_explained(command):
+            raise_if_incomplete(synced.report)
 
 
 # -- lock ---------------------------------------------------------------------------------------
@@ -113,6 +241,7 @@ def _sync(app: AppContext, project: Project, *, offline: bool) -> None:
 )
 @click.option("--offline", is_flag=True, help="Use only cached metadata; no network.")
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@json_option
 @pass_app
 def lock(
     app: AppContext,
@@ -121,6 +250,7 @@ def lock(
     upgrade_packages: tuple[str, ...],
     offline: bool,
     dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Resolve falco.toml and write falco.lock."""
     from falcopkg.workflows import lock as lock_workflows
@@ -130,6 +260,16 @@ def lock(
         if upgrade or upgrade_packages:
             raise UsageError("--check cannot be combined with --upgrade or --upgrade-package")
         fresh = lock_workflows.check_lock(project)
+        if as_json:
+            from falcopkg.cli.results import artifacts_json
+
+            app.console.json(
+                {
+                    "lockfile": str(project.lock_path),
+                    "fresh": True,
+                    "artifacts": artifacts_json(fresh),
+                }
+            )
         app.console.info(
             f"{project.lock_path.name} is up to date ({len(fresh.artifacts)} artifacts)"
         )
@@ -141,6 +281,10 @@ def lock(
         offline=offline,
         dry_run=dry_run,
     )
+    if as_json:
+        from falcopkg.cli.results import lock_json
+
+        app.console.json(lock_json(result, str(project.lock_path), dry_run=dry_run))
     if dry_run:
         for line in result.changes:
             app.console.info(line)
@@ -159,9 +303,10 @@ def lock(
 @pass_app
 def tree(app: AppContext, as_json: bool) -> None:
     """Show who brings in which artifact and why, from falco.lock."""
-    from falcopkg.workflows.lock import require_lock
+    from falcopkg.workflows.lock import require_lock, warn_if_no_dependencies
 
     project = app.project()
+    warn_if_no_dependencies(project)
     manifest, locked = project.manifest, require_lock(project)
     artifacts = locked.by_name
     roots = [name for name in manifest.dependencies if name in artifacts]

@@ -44,7 +44,10 @@ def registry_client(
     """A client for ``host`` with falco.toml's options; the credential is ``credential`` or
     looked up lazily in the §9 order."""
     overrides = {host: credential} if credential is not None else None
-    return app.registries(plain_http=plain_http, credential_overrides=overrides).origin(host)
+    access = app.registries(
+        plain_http=plain_http, credential_overrides=overrides, broken_manifest="warn"
+    )
+    return access.origin(host)
 
 
 def _registry_reference(text: str, command: str) -> Reference:
@@ -58,18 +61,26 @@ def _registry_reference(text: str, command: str) -> Reference:
     return reference
 
 
-def _check_host(text: str) -> str:
-    """A registry host as users type it for login/logout (``https://`` and paths tolerated)."""
-    host = text.strip()
-    for scheme in ("https://", "http://"):
-        if host.startswith(scheme):
-            host = host[len(scheme) :]
+def _check_host(text: str) -> tuple[str, bool]:
+    """A registry host as users type it for login/logout, and whether it was written with
+    ``http://`` (plain HTTP). ``https://``, ``http://`` and a path are tolerated."""
+    from falcopkg.core.reference import is_valid_host
+
+    host, plain_http = text.strip(), False
+    scheme, sep, rest = host.partition("://")
+    if sep:
+        if scheme.lower() not in ("https", "http"):
+            raise UsageError(
+                f"invalid registry host {text!r}: registries speak https:// (or http://)",
+                hint="write e.g. `ghcr.io` or `localhost:5000`",
+            )
+        host, plain_http = rest, scheme.lower() == "http"
     host = host.split("/", 1)[0]
-    if not host or any(ch.isspace() for ch in host):
+    if not is_valid_host(host):
         raise UsageError(
             f"invalid registry host {text!r}", hint="write e.g. `ghcr.io` or `localhost:5000`"
         )
-    return host
+    return host, plain_http
 
 
 # --- push -----------------------------------------------------------------------------------
@@ -182,25 +193,38 @@ def push(
     console.success(
         f"Pushed {artifact_type.name} {location} {version} (tags: {', '.join(result.tags)})"
     )
+    if result.floating_moved:
+        console.info(f"Moved {', '.join(result.floating_moved)} to {version}")
+    for tag, newer in result.floating_kept:
+        console.info(f"Left {tag} at {newer} (newer than {version})")
     if as_json:
-        console.json(
+        manifests = [
             {
-                "reference": location,
-                "digest": result.digest,
-                "media_type": result.media_type,
-                "type": artifact_type.name,
-                "tags": list(result.tags),
-                "config": result.config.to_dict(),
-                "manifests": {
-                    (m.platform or ""): {
-                        "digest": m.digest,
-                        "layer": {"digest": m.layer.digest, "size": m.layer.size},
-                        "files": list(m.layer.files),
-                    }
-                    for m in result.manifests
-                },
+                "digest": m.digest,
+                "layer": {"digest": m.layer.digest, "size": m.layer.size},
+                "files": list(m.layer.files),
             }
-        )
+            for m in result.manifests
+        ]
+        payload = {
+            "reference": location,
+            "digest": result.digest,
+            "media_type": result.media_type,
+            "type": artifact_type.name,
+            "tags": list(result.tags),
+            "floating_tags": {
+                "moved": list(result.floating_moved),
+                "kept": dict(result.floating_kept),
+            },
+            "config": result.config.to_dict(),
+        }
+        if artifact_type.multi_platform:  # one manifest per platform, under an index
+            payload["manifests"] = {
+                m.platform: entry for m, entry in zip(result.manifests, manifests, strict=True)
+            }
+        else:
+            payload["manifest"] = manifests[0]
+        console.json(payload)
     else:
         console.data(result.digest)
 
@@ -243,7 +267,7 @@ def pull(
     chosen_platform = validate_platform(platform) if platform else None
     version_ref = reference.version_ref or DEFAULT_TAG
     console = app.console
-    with app.registries(plain_http=plain_http) as registries:
+    with app.registries(plain_http=plain_http, broken_manifest="warn") as registries:
         # Through the registry's mirror, if it has one, like every other read.
         store, repository = registries.endpoint(f"{reference.registry}/{reference.repository}")
         result = pull_artifact(
@@ -295,7 +319,8 @@ def login(
     from falcopkg.oci.credentials import Credential, CredentialStore
     from falcopkg.oci.errors import AuthenticationError
 
-    host = _check_host(host)
+    host, scheme_is_http = _check_host(host)
+    plain_http = plain_http or scheme_is_http  # `login http://HOST` means plain HTTP
     interactive = sys.stdin.isatty()
     if not username:
         if password_stdin or not interactive:
@@ -328,13 +353,15 @@ def login(
             ) from None
         # The ping was answered without a challenge: nothing checked the credentials.
         unchecked = client.auth.scheme is None
-    if unchecked:
-        app.console.warn(
-            f"registry {host} did not ask for credentials; they were saved without being checked"
-        )
     store = CredentialStore(warn=app.console.warn)
     store.set_registry(host, credential)
-    app.console.success(f"Login succeeded: credentials for {host} saved in {store.path}")
+    if unchecked:
+        app.console.warn(
+            f"registry {host} did not ask for credentials, so they could not be checked; "
+            f"saved them in {store.path}"
+        )
+    else:
+        app.console.success(f"Login succeeded: credentials for {host} saved in {store.path}")
 
 
 @registry.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -344,7 +371,7 @@ def logout(app: AppContext, host: str) -> None:
     """Remove the saved credentials of HOST."""
     from falcopkg.oci.credentials import CredentialStore
 
-    host = _check_host(host)
+    host, _ = _check_host(host)
     store = CredentialStore(warn=app.console.warn)
     if store.remove_registry(host):
         app.console.success(f"Removed the credentials for {host} from {store.path}")
