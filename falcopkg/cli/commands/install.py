@@ -37,6 +37,11 @@ SNIPPET_VERBS = {
     "kept-modified": "changed since falcopkg wrote it",
     "kept-unowned": "not written by falcopkg",
 }
+DRY_RUN_SNIPPET_VERBS = {
+    "written": "Would write the Falco config snippet",
+    "updated": "Would update the Falco config snippet",
+    "removed": "Would remove the Falco config snippet",
+}
 KIND_SYMBOL = {"add": "+", "update": "~", "remove": "-", "keep-modified": "!", "keep-unowned": "!"}
 
 
@@ -104,7 +109,9 @@ def run_sync(
         if snippet.kept:
             app.console.warn(f"kept {snippet.path}: {verb}")
         else:
-            app.console.info(f"{'Would have ' if options.dry_run else ''}{verb} {snippet.path}")
+            if options.dry_run:
+                verb = DRY_RUN_SNIPPET_VERBS[snippet.outcome]
+            app.console.info(f"{verb} {snippet.path}")
     if result.report is None:
         app.console.info(nothing_to_do(*result.up_to_date))
     else:
