@@ -470,6 +470,10 @@ def _extract_stream(
             budget -= entry.size
             files.append(_write_member(reader, entry, name, artifact, staging))
         stream.drain()
+        if staging is not None:
+            # Only now that every entry passed: an archive refused at its last entry (too
+            # many files, too large, unsafe) costs no fsync of what was staged before it.
+            _fsync_files(files, artifact, staging)
     except _TooLarge:
         raise InstallError(
             f"archive of {artifact} expands beyond {limit} bytes; nothing was written",
@@ -519,8 +523,6 @@ def _write_member(
             for chunk in reader.read_data(entry.size):
                 hasher.update(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         os.chmod(target, mode)
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
         _refuse(artifact, entry.name, "conflicts with another entry of the archive")
@@ -530,6 +532,21 @@ def _write_member(
             hint="check that the directory is writable and the disk has room",
         ) from None
     return ExtractedFile(name, target, f"sha256:{hasher.hexdigest()}", entry.size, mode)
+
+
+def _fsync_files(files: list[ExtractedFile], artifact: str, staging: Path) -> None:
+    try:
+        for item in files:
+            fd = os.open(item.staged, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise InstallError(
+            f"cannot write files of {artifact} into {staging.parent}: {exc.strerror or exc}",
+            hint="check that the directory is writable and the disk has room",
+        ) from None
 
 
 def _refuse(artifact: str, entry: str, why: str) -> NoReturn:
