@@ -468,13 +468,16 @@ class Transport:
             except requests.RequestException as exc:
                 found = timeout_error(exc)
                 if found is not None:
-                    raise self._remember(found) from None
+                    # Described by the caller (it may add which index or registry this is).
+                    error = self._describe(exc, failed_url(exc, url), 1)
+                    raise self._remember(found.host or parts.netloc, error) from None
                 if isinstance(exc, requests.exceptions.SSLError):  # a certificate stays bad
                     raise self._describe(exc, failed_url(exc, url), 1) from None
                 raise
 
         def give_up(exc: Exception, attempts: int) -> Exception:
-            return self._remember(self._describe(exc, failed_url(exc, url), attempts))
+            where = failed_url(exc, url)
+            return self._remember(urlsplit(where).netloc, self._describe(exc, where, attempts))
 
         return send_with_retries(
             send_once,
@@ -487,17 +490,19 @@ class Transport:
             deadline=request_deadline,
             sleep=self._sleeper(parts.netloc),
             monotonic=CLOCK.monotonic,
-            refuse_wait=lambda response, asked: self._remember(
-                self._retry_after_error(urlsplit(response.url).netloc or parts.netloc, asked)
+            refuse_wait=lambda response, asked: self._refuse_wait(
+                urlsplit(response.url).netloc or parts.netloc, asked
             ),
         )
 
     def read_error(self, exc: BaseException, url: str) -> NetworkError:
-        """The error for a failure while the caller read a response body."""
+        """The error for a failure while the caller read a response body (a deadline or a
+        stall is remembered for the host, as in :meth:`send`)."""
+        error = self._describe(exc, failed_url(exc, url), 1)
         found = timeout_error(exc)
         if found is not None:
-            return self._remember(found)
-        return self._describe(exc, failed_url(exc, url), 1)
+            return self._remember(found.host or urlsplit(url).netloc, error)
+        return error
 
     # -- whole operations -----------------------------------------------------------------------
 
@@ -541,21 +546,22 @@ class Transport:
         if failed is not None:
             raise failed
 
-    def _remember(self, error: NetworkError) -> NetworkError:
-        host = getattr(error, "host", None)
-        if isinstance(host, str) and host:
+    def _remember(self, host: str, error: NetworkError) -> NetworkError:
+        """``error`` after noting that ``host`` failed with it (see CommandBudget)."""
+        if host:
             self.budget.remember(host, error)
         return error
 
-    def _retry_after_error(self, host: str, asked: float) -> HostTimeoutError:
+    def _refuse_wait(self, host: str, asked: float) -> NetworkError:
         cap = self.max_retry_after
-        return HostTimeoutError(
+        error = HostTimeoutError(
             f"{host} asked to wait {asked:.0f}s before retrying (Retry-After); falcopkg waits "
             f"at most {cap:g}s and what is left of this request's {self.request_timeout:g}s",
             hint="the server is rate-limiting or down for maintenance; try again later "
             "(authenticated requests often get higher limits)",
             host=host,
         )
+        return self._remember(host, error)
 
     def _sleeper(self, host: str) -> Callable[[float], None]:
         def sleep(seconds: float) -> None:
@@ -628,7 +634,7 @@ class Transport:
                         proxies=self._proxies_for(parts.scheme, parts.netloc),
                     )
             except _GuardTimeout as exc:  # raised outside requests' wrapping (rare)
-                raise self._remember(exc.error) from None
+                raise self._remember(parts.netloc, exc.error) from None
             finally:
                 _current.guard = None
             guard.deadline = body_deadline
