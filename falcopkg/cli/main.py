@@ -14,6 +14,7 @@ from falcopkg import __version__
 from falcopkg.cli.context import AppContext
 from falcopkg.cli.group import global_options, lazy_group
 from falcopkg.cli.output import Console
+from falcopkg.deadline import set_wait_notifier
 from falcopkg.errors import FalcopkgError
 
 _COMMANDS = "falcopkg.cli.commands"
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in args
     )
     console = Console(verbosity=1 if verbose else 0)
+    # A silent registry or index is worth a line on a terminal while we wait for it.
+    set_wait_notifier(
+        (lambda host: console.info(f"waiting for {host}…")) if console.is_tty else None
+    )
     try:
         cli.main(args=args, prog_name="falcopkg", standalone_mode=False)
     except FalcopkgError as exc:
