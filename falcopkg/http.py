@@ -135,8 +135,10 @@ class _Guard:
         stall_interval: float,
         budget: CommandBudget,
         slow_hint: str | None,
+        kind: str,
     ) -> None:
         self.host = host
+        self.kind = kind
         self.deadline = deadline
         self.total = total
         self.read_timeout = read_timeout
@@ -155,12 +157,15 @@ class _Guard:
         now = CLOCK.monotonic()
         left = self.deadline.at - now
         if left <= 0:
+            what = (
+                f"did not finish answering within {self.total:g}s ({self.received_bytes} "
+                "bytes received)"
+                if self.received_bytes
+                else f"did not answer within {self.total:g}s"
+            )
             raise _GuardTimeout(
                 HostTimeoutError(
-                    f"{self.host} did not finish answering within {self.total:g}s "
-                    f"({self.received_bytes} bytes received)",
-                    hint=self.slow_hint,
-                    host=self.host,
+                    f"{self.kind} {self.host} {what}", hint=self.slow_hint, host=self.host
                 )
             )
         silent_for = now - self.last_data
@@ -173,7 +178,7 @@ class _Guard:
                 if self.window_bytes < self.stall_bytes:
                     raise _GuardTimeout(
                         HostTimeoutError(
-                            f"{self.host} stalled: {self.window_bytes} bytes in the last "
+                            f"{self.kind} {self.host} stalled: {self.window_bytes} bytes in the last "
                             f"{in_window:.0f}s (at least {self.stall_bytes} bytes every "
                             f"{self.stall_interval:g}s are needed; {self.received_bytes} "
                             "bytes received in all)",
@@ -392,8 +397,10 @@ class Transport:
         stall_bytes: int = STALL_BYTES,
         stall_interval: float = STALL_INTERVAL,
         slow_hint: str | None = None,
+        kind: str = "server",
     ) -> None:
         self.host = host
+        self.kind = kind  # how messages call the host: "registry", "server"
         self.tls_hostname = (tls_hostname or urlsplit(f"//{host}").hostname or host).lower()
         self.verify = verify
         self.request_timeout = request_timeout
@@ -555,7 +562,7 @@ class Transport:
     def _refuse_wait(self, host: str, asked: float) -> NetworkError:
         cap = self.max_retry_after
         error = HostTimeoutError(
-            f"{host} asked to wait {asked:.0f}s before retrying (Retry-After); falcopkg waits "
+            f"{self.kind} {host} asked to wait {asked:.0f}s before retrying (Retry-After); falcopkg waits "
             f"at most {cap:g}s and what is left of this request's {self.request_timeout:g}s",
             hint="the server is rate-limiting or down for maintenance; try again later "
             "(authenticated requests often get higher limits)",
@@ -615,6 +622,7 @@ class Transport:
                 stall_interval=self.stall_interval,
                 budget=self.budget,
                 slow_hint=self.slow_hint,
+                kind=self.kind,
             )
             left = deadline.remaining()
             if left <= 0:

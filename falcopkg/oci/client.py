@@ -34,7 +34,15 @@ from falcopkg.core.reference import DIGEST_RE, REPOSITORY_RE, TAG_RE
 from falcopkg.deadline import CommandBudget, Deadline, HostTimeoutError
 from falcopkg.digests import bytes_digest, check_digest, split_digest
 from falcopkg.errors import IntegrityError, InvalidReferenceError, NetworkError
-from falcopkg.http import Body, Transport, causes
+from falcopkg.http import (
+    STALL_BYTES,
+    STALL_INTERVAL,
+    Body,
+    Transport,
+    causes,
+    environment_ca_bundle,
+    timeout_error,
+)
 from falcopkg.oci import mediatypes
 from falcopkg.oci.auth import RegistryAuth, Scope, basic_header, parse_www_authenticate
 from falcopkg.oci.credentials import Credential, Warn, lookup_credential
@@ -89,6 +97,9 @@ class RegistryOptions:
     backoff: float = 0.5
     max_retry_after: float = 30.0
     request_timeout: float = 30.0
+    # A response must bring at least stall_bytes every stall_interval seconds.
+    stall_bytes: int = STALL_BYTES
+    stall_interval: float = STALL_INTERVAL
 
     @property
     def timeouts(self) -> tuple[float, float]:
@@ -156,8 +167,6 @@ class RegistryClient:
         elif self.options.ca_file is not None:
             verify = str(self.options.ca_file)
         else:
-            from falcopkg.http import environment_ca_bundle
-
             verify = environment_ca_bundle() or True
         connect_timeout, read_timeout = self.options.timeouts
         self.transport = Transport(
@@ -172,6 +181,9 @@ class RegistryClient:
             backoff=self.options.backoff,
             max_retry_after=self.options.max_retry_after,
             budget=budget,
+            stall_bytes=self.options.stall_bytes,
+            stall_interval=self.options.stall_interval,
+            kind="registry",
             slow_hint=f"check that {host} is up; a slow registry can be given more time with "
             f'`timeout = SECONDS` under [registries."{host}"] in falco.toml',
         )
@@ -791,8 +803,6 @@ class RegistryClient:
         )
 
     def _transport_error(self, exc: BaseException, url: str) -> NetworkError:
-        from falcopkg.http import timeout_error
-
         timed_out = timeout_error(exc)
         if timed_out is not None:
             return timed_out
