@@ -205,3 +205,14 @@ def test_add_writes_inline_tables_like_cargo() -> None:
     assert 'acme = { ref = "registry.example.com/acme/rules", version = "1\\"x" }\n' in text
     assert 'falco-rules = "4"  # default rules\n' in text
     assert document["dependencies"]["acme"]["version"] == '1"x'
+
+
+def test_registry_timeout_becomes_the_request_timeout(tmp_path: Path) -> None:
+    from falcopkg.services.registries import registry_options
+
+    path = tmp_path / "falco.toml"
+    path.write_text('[registries."slow.example"]\ntimeout = 90\n\n[registries."ghcr.io"]\n')
+    manifest = load_manifest(path)
+    assert manifest.registries["slow.example"].timeout == 90.0
+    assert registry_options(manifest.registries["slow.example"]).request_timeout == 90.0
+    assert registry_options(manifest.registries["ghcr.io"]).request_timeout == 30.0

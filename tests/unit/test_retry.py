@@ -85,3 +85,108 @@ def test_send_with_retries(
         assert not result.closed
         assert all(response.closed for response in responses[:-1])
     assert len(outcomes) - len(pending) == sends
+
+
+class FakeDeadline:
+    def __init__(self, remaining: float) -> None:
+        self.left = remaining
+
+    def remaining(self) -> float:
+        return self.left
+
+
+class Refused(Exception):
+    pass
+
+
+# (status and Retry-After of each answer, seconds left before the deadline,
+#  expected: final status or "refused N", number of sends, seconds slept in all)
+WAIT_CASES = [
+    pytest.param([(429, "3600")], 100.0, "refused 3600", 1, 0.0, id="over-the-cap"),
+    pytest.param([(503, "20")], 10.0, "refused 20", 1, 0.0, id="over-the-deadline"),
+    pytest.param([(429, "2"), (200, None)], 100.0, 200, 2, 2.0, id="under-both"),
+    pytest.param([(503, None), (200, None)], 0.001, 503, 1, 0.0, id="backoff-past-deadline"),
+    pytest.param([(404, "3600")], 100.0, 404, 1, 0.0, id="4xx-never-waits"),
+]
+
+
+@pytest.mark.parametrize(("answers", "left", "expected", "sends", "slept"), WAIT_CASES)
+def test_retry_after_cap_and_deadline(
+    answers: list[tuple[int, str | None]],
+    left: float,
+    expected: int | str,
+    sends: int,
+    slept: float,
+) -> None:
+    pending = list(answers)
+    sleeps: list[float] = []
+
+    def send() -> FakeResponse:
+        status, retry_after = pending.pop(0)
+        return FakeResponse(status, {"Retry-After": retry_after} if retry_after else {})
+
+    def run() -> FakeResponse:
+        return retry.send_with_retries(
+            send,
+            retries=3,
+            backoff=0.5,
+            max_retry_after=60.0,
+            connect_timeout=1.0,
+            transient=(Transient,),
+            give_up=lambda exc, attempts: GaveUp(str(attempts)),
+            deadline=FakeDeadline(left),
+            sleep=sleeps.append,
+            refuse_wait=lambda response, asked: Refused(f"refused {asked:g}"),
+        )
+
+    if isinstance(expected, str):
+        with pytest.raises(Refused, match=expected):
+            run()
+    else:
+        assert run().status_code == expected
+    assert len(answers) - len(pending) == sends
+    assert sum(sleeps) == pytest.approx(slept)
+
+
+def test_connection_failures_stop_at_the_deadline() -> None:
+    sleeps: list[float] = []
+
+    def send() -> FakeResponse:
+        raise Transient("refused")
+
+    with pytest.raises(GaveUp, match="1"):
+        retry.send_with_retries(
+            send,
+            retries=3,
+            backoff=0.5,
+            max_retry_after=60.0,
+            connect_timeout=1.0,
+            transient=(Transient,),
+            give_up=lambda exc, attempts: GaveUp(str(attempts)),
+            deadline=FakeDeadline(1.0),  # no room for a delay plus another connect
+            sleep=sleeps.append,
+        )
+    assert sleeps == []
+
+
+def test_without_a_retry_budget_only_the_count_limits() -> None:
+    sleeps: list[float] = []
+    attempts: list[int] = []
+
+    def send() -> FakeResponse:
+        attempts.append(1)
+        raise Transient("broken download")
+
+    with pytest.raises(GaveUp, match="4"):
+        retry.send_with_retries(
+            send,
+            retries=3,
+            backoff=0.5,
+            max_retry_after=60.0,
+            connect_timeout=100.0,  # would exceed CONNECT_RETRY_BUDGET at once
+            transient=(Transient,),
+            give_up=lambda exc, attempts: GaveUp(str(attempts)),
+            sleep=sleeps.append,
+            retry_budget=None,
+        )
+    assert len(attempts) == 4 and len(sleeps) == 3
