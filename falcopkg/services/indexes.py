@@ -206,14 +206,14 @@ class IndexStore:
         self,
         cache_dir: Path,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.5,
         budget: CommandBudget | None = None,
     ) -> None:
         self.root = cache_dir / "indexes"
-        self.timeout = timeout
-        self.connect_timeout = min(CONNECT_TIMEOUT, timeout)
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.connect_timeout = min(CONNECT_TIMEOUT, self.timeout)
         self.retries = retries
         self.backoff = backoff
         self._budget = budget

@@ -33,7 +33,7 @@ from falcopkg.services.lockio import write_lock_if_changed as write_lock_if_chan
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest
     from falcopkg.services.cache import BlobCache
-    from falcopkg.services.indexes import LoadedIndex
+    from falcopkg.services.indexes import IndexStore, LoadedIndex
     from falcopkg.services.metadata import RegistryMetadataProvider
     from falcopkg.services.registries import RegistryAccess
 
@@ -54,6 +54,7 @@ class Locator:
         self.cache_dir = cache_dir
         self.offline = offline
         self._indexes: list[LoadedIndex] | None = None
+        self._store: IndexStore | None = None
         self._lock = threading.Lock()
 
     def loaded_indexes(self) -> list[LoadedIndex]:
@@ -61,7 +62,11 @@ class Locator:
             if self._indexes is None:
                 from falcopkg.services.indexes import IndexStore
 
-                store = IndexStore(self.cache_dir)
+                # One store for every name: an index host that failed once fails the next
+                # name at once (its transport remembers it) instead of being waited for again.
+                if self._store is None:
+                    self._store = IndexStore(self.cache_dir)
+                store = self._store
                 self._indexes = store.load_all(list(self.manifest.indexes), offline=self.offline)
             return self._indexes
 

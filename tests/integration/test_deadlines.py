@@ -304,3 +304,24 @@ def test_lock_against_a_silent_registry_ends_within_its_timeout(
     assert server.netloc in result.stderr
     assert "Traceback" not in result.output
     assert not (project / "falco.lock").exists()
+
+
+def test_add_of_three_names_waits_for_a_silent_index_once(
+    tmp_path: Path, tmp_home: TmpHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11: `add a b c` with an index that does not answer took 25 s; now the index
+    host is waited for once and the other names fail at once."""
+    monkeypatch.setattr("falcopkg.services.indexes.DEFAULT_TIMEOUT", DEADLINE)
+    project = tmp_path / "project"
+    project.mkdir()
+    with MisbehavingServer(stall) as server:
+        (project / "falco.toml").write_text(
+            f'[[index]]\nname = "silent"\nurl = "http://{server.netloc}/index.yaml"\n'
+            "allow_http = true\n\n[dependencies]\n"
+        )
+        with within(DEADLINE + MARGIN + 1.0):
+            result = run_cli("-C", project, "add", "a", "b", "c", "--no-sync")
+        seen = len(server.requests)
+    assert result.exit_code == 1, result
+    assert "index silent" in result.stderr and "Traceback" not in result.output
+    assert seen == 1
