@@ -61,7 +61,7 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Total seconds for one request unless the host's ``timeout`` says otherwise.
 DEFAULT_REQUEST_TIMEOUT = 30.0
 #: A ``Retry-After`` longer than this is not waited for.
-MAX_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 30.0
 #: A response body must deliver at least STALL_BYTES every STALL_INTERVAL seconds.
 STALL_BYTES = 1024
 STALL_INTERVAL = 10.0
@@ -260,7 +260,10 @@ def _attach_guard(connection: Any) -> None:
         sock.guard = getattr(_current, "guard", None)
 
 
-class _HTTPConnection(urllib3.connection.HTTPConnection):
+class _GuardedConnection(urllib3.connection.HTTPConnection):
+    """Wraps the socket on connect and hands it the sending thread's guard per request
+    (mixed into both connection classes, ahead of urllib3's)."""
+
     def connect(self) -> None:
         super().connect()
         self.sock = _GuardedSocket(self.sock)
@@ -271,19 +274,12 @@ class _HTTPConnection(urllib3.connection.HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _HTTPSConnection(urllib3.connection.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock = _GuardedSocket(self.sock)
-        _attach_guard(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _attach_guard(self)
-        super().request(*args, **kwargs)
+class _HTTPSConnection(_GuardedConnection, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+    ConnectionCls = _GuardedConnection
 
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):

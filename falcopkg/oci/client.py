@@ -1,11 +1,13 @@
 """The OCI distribution client (SPEC §9): small, typed, and verifying what it fetches.
 
-One ``RegistryClient`` talks to one registry host over one ``requests.Session`` (connection
-pooling for parallel downloads). Every request has a timeout; connection errors, timeouts,
-429 and 5xx are retried a bounded number of times with jittered exponential backoff (a
-``Retry-After`` is honoured, capped); 4xx never is. Authentication (basic, bearer tokens) is
-in ``auth.py``; the ``Authorization`` header only ever goes to the registry's own origin (or
-the token realm), never to a host a redirect points at.
+One ``RegistryClient`` talks to one registry host through one falcopkg.http ``Transport``
+(connection pooling for parallel downloads; redirects, per-host TLS, proxies, retries and
+every time limit are there). Each request has a total deadline (``request_timeout``);
+connection errors, 429 and 5xx are retried a bounded number of times with jittered
+exponential backoff (a ``Retry-After`` over the cap is an error); 4xx never is.
+Authentication (basic, bearer tokens) is in ``auth.py``; the ``Authorization`` header only
+ever goes to the registry's own origin (or the token realm), never to a host a redirect
+points at.
 
 Everything fetched by digest is verified: manifests in memory, blobs while streaming into a
 temporary file that is renamed into place only when size and digest match.
