@@ -237,6 +237,11 @@ class _GuardedSocket:
     def _decref_socketios(self) -> None:
         self._sock._decref_socketios()
 
+    def sendall(self, data: Any, *args: Any) -> None:
+        self._sock.sendall(data, *args)
+        if self.guard is not None:
+            self.guard.last_data = CLOCK.monotonic()  # an upload in progress is not silence
+
     def recv_into(self, buffer: Any, *args: Any) -> int:
         guard = self.guard
         if guard is None:
@@ -446,13 +451,19 @@ class Transport:
         """One logical request: transient failures retried within its deadline, GET/HEAD
         redirects followed by hand. ``authorization`` goes to ``auth_origin`` (scheme,
         netloc; default: the URL's own) only. ``bulk``: the body (read by the caller) is
-        bounded by the stall rule and the command's deadline instead of this request's.
+        bounded by the stall rule and the command's deadline instead of this request's (so
+        is a request whose body is a file).
         ``check_redirect`` may refuse a redirect target (raise)."""
         parts = urlsplit(url)
         self._fail_fast(parts.netloc)
         origin = auth_origin or (parts.scheme, parts.netloc.lower())
         budget = self.budget.deadline.sooner(deadline)
-        request_deadline = Deadline.after(self.request_timeout).sooner(budget)
+        # Uploading a file takes as long as it takes: bounded by the per-read silence and
+        # the throughput rule on the answer, not by the request timeout.
+        uploading = body is not None and isinstance(body.source, Path)
+        request_deadline = (
+            budget if uploading else Deadline.after(self.request_timeout).sooner(budget)
+        )
 
         def send_once() -> requests.Response:
             try:

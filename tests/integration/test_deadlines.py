@@ -300,7 +300,6 @@ def test_lock_against_a_silent_registry_ends_within_its_timeout(
         with within(DEADLINE + MARGIN + 1.0):
             result = run_cli("-C", project, "lock")
     assert result.exit_code == 1, result
-    print(result.stderr)
     assert server.netloc in result.stderr
     assert "Traceback" not in result.output
     assert not (project / "falco.lock").exists()
@@ -325,3 +324,54 @@ def test_add_of_three_names_waits_for_a_silent_index_once(
     assert result.exit_code == 1, result
     assert "index silent" in result.stderr and "Traceback" not in result.output
     assert seen == 1
+
+
+def test_proxies_from_the_environment_are_used_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY is honoured (the proxy sees an absolute URI) and a silent proxy ends
+    within the deadline like a silent registry."""
+    for variable in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    body = json.dumps({"name": "a/b", "tags": ["1.0.0"]}).encode()
+
+    def proxy(request: Request, reply: Reply) -> None:
+        if "/tags/list" in request.path:
+            reply.send(200, {"Content-Type": "application/json"}, body)
+        else:
+            reply.stall()
+
+    with MisbehavingServer(proxy) as server:
+        monkeypatch.setenv("HTTP_PROXY", f"http://{server.netloc}")
+        client = RegistryClient("registry.invalid:5000", FAST)
+        assert client.list_tags("a/b") == ["1.0.0"]
+        with within(DEADLINE + MARGIN), pytest.raises(NetworkError) as info:
+            client.get_manifest("a/b", "1.0.0")
+        paths = [request.path for request in server.requests]
+    assert paths[0] == "http://registry.invalid:5000/v2/a/b/tags/list"
+    assert "registry.invalid:5000" in info.value.message
+
+
+def test_an_upload_longer_than_the_request_timeout_completes(tmp_path: Path) -> None:
+    """A large file pushed over a slow link is not cut by `timeout`: only silence is."""
+    source = tmp_path / "plugin.tar.gz"
+    source.write_bytes(b"z" * (16 * 1024 * 1024))
+    digest = bytes_digest(source.read_bytes())
+    options = RegistryOptions(plain_http=True, backoff=0.01, request_timeout=0.5)
+
+    def registry(request: Request, reply: Reply) -> None:
+        if request.method == "HEAD":
+            reply.send(404)
+        elif request.method == "POST":
+            reply.send(202, {"Location": "/v2/a/b/blobs/uploads/1"})
+        else:
+            reply.send(201, {"Docker-Content-Digest": digest})
+
+    with MisbehavingServer(registry, body_delay=0.004) as server:
+        started = time.monotonic()
+        client = RegistryClient(server.netloc, options)
+        assert client.upload_blob("a/b", source, digest, source.stat().st_size)
+        took = time.monotonic() - started
+        methods = [request.method for request in server.requests]
+    assert methods == ["HEAD", "POST", "PUT"]
+    assert took > 0.5  # longer than the request timeout, and it still went through
