@@ -82,6 +82,12 @@ def backoff_delay(
     return base * (0.5 + float(rand()))
 
 
+class DeadlineLike(Protocol):
+    """What the loop reads from a deadline (falcopkg.deadline.Deadline has it)."""
+
+    def remaining(self) -> float: ...
+
+
 def send_with_retries(
     send: Callable[[], ResponseT],
     *,
@@ -91,32 +97,63 @@ def send_with_retries(
     connect_timeout: float,
     transient: tuple[type[Exception], ...],
     give_up: Callable[[Exception, int], Exception],
+    deadline: DeadlineLike | None = None,
+    sleep: Callable[[float], None] | None = None,
+    monotonic: Callable[[], float] | None = None,
+    refuse_wait: Callable[[ResponseT, float], Exception] | None = None,
+    retry_budget: float | None = CONNECT_RETRY_BUDGET,
 ) -> ResponseT:
     """The response of ``send()``, retried up to ``retries`` more times.
 
-    A ``transient`` exception is retried within :data:`CONNECT_RETRY_BUDGET`; after the last
-    attempt ``give_up(exception, attempts)`` is raised. A retryable status is retried, and
-    returned as it is after the last attempt (the caller turns it into its own error).
+    A ``transient`` exception is retried within ``retry_budget`` seconds (None: no such
+    limit) and the ``deadline``; after the last attempt ``give_up(exception, attempts)`` is raised. A
+    retryable status is retried, and returned as it is after the last attempt or when the
+    wait would pass the deadline (the caller turns it into its own error). With
+    ``refuse_wait``, a ``Retry-After`` longer than ``max_retry_after`` or than the time left
+    raises ``refuse_wait(response, seconds_asked)`` at once instead of waiting.
+    ``sleep``/``monotonic`` default to the time module's (tests pass their own).
     """
-    started = time.monotonic()
+    clock = monotonic or time.monotonic
+    started = clock()
     attempt = 0
     while True:
         try:
             response = send()
         except transient as exc:
             delay = backoff_delay(attempt, backoff=backoff, max_retry_after=max_retry_after)
-            elapsed = time.monotonic() - started
-            if attempt >= retries or elapsed + delay + connect_timeout > CONNECT_RETRY_BUDGET:
+            elapsed = clock() - started
+            out_of_time = deadline is not None and deadline.remaining() < delay + connect_timeout
+            if (
+                attempt >= retries
+                or (retry_budget is not None and elapsed + delay + connect_timeout > retry_budget)
+                or out_of_time
+            ):
                 raise give_up(exc, attempt + 1) from None
         else:
-            if attempt >= retries or not is_retryable_status(response.status_code):
+            if not is_retryable_status(response.status_code):
+                return response
+            retry_after = response.headers.get("Retry-After")
+            asked = parse_retry_after(retry_after) if refuse_wait is not None else None
+            if (
+                refuse_wait is not None
+                and asked is not None
+                and (
+                    asked > max_retry_after
+                    or (deadline is not None and asked > deadline.remaining())
+                )
+            ):
+                response.close()
+                raise refuse_wait(response, asked)
+            if attempt >= retries:
                 return response
             delay = backoff_delay(
                 attempt,
                 backoff=backoff,
                 max_retry_after=max_retry_after,
-                retry_after=response.headers.get("Retry-After"),
+                retry_after=retry_after,
             )
+            if deadline is not None and deadline.remaining() < delay:
+                return response
             response.close()
-        time.sleep(delay)
+        (sleep or time.sleep)(delay)
         attempt += 1

@@ -8,6 +8,7 @@ back to the config's.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ from falcopkg.oci.store import ContentStore
 
 # Configs are a few hundred bytes; anything near this is not a Falco config.
 MAX_CONFIG_BYTES = 1024 * 1024
+#: An image index with more entries than this is refused before any of them is fetched.
+MAX_INDEX_ENTRIES = 1024
 SINGLE_PLATFORM = ""
 
 
@@ -59,6 +62,8 @@ class RemoteArtifact:
     platforms: dict[str, PlatformManifest]
     # The root manifest's annotations (created, source …); empty when it has none.
     annotations: dict[str, str] | None = None
+    # Every platform the image index lists, fetched or not (see inspect_artifact's filter).
+    listed_platforms: tuple[str, ...] = ()
 
     @property
     def is_index(self) -> bool:
@@ -82,7 +87,7 @@ class RemoteArtifact:
             return single
         if platform is not None and platform in self.platforms:
             return self.platforms[platform]
-        available = ", ".join(self.platform_names) or "none"
+        available = ", ".join(sorted(self.listed_platforms) or self.platform_names) or "none"
         raise PlatformNotFoundError(
             f"{name} has no manifest for platform {platform}; available: {available}",
             hint=f"pass `--platform` with one of: {available}",
@@ -114,8 +119,20 @@ def _hint_available_tags(
     exc.hint = f"available tags: {shown}{more}"
 
 
-def inspect_artifact(client: ContentStore, repository: str, reference: str) -> RemoteArtifact:
-    """Resolve ``reference`` (tag or digest) in ``repository`` to its manifests and config."""
+def inspect_artifact(
+    client: ContentStore,
+    repository: str,
+    reference: str,
+    *,
+    platforms: Collection[str] | None = None,
+) -> RemoteArtifact:
+    """Resolve ``reference`` (tag or digest) in ``repository`` to its manifests and config.
+
+    An image index may list at most MAX_INDEX_ENTRIES entries; each manifest digest is
+    fetched once. With ``platforms``, only those platforms' manifests are fetched (plus the
+    first one listed when none of them is there, to tell the type); the others are left out
+    of the result.
+    """
     where = _where(client, repository, reference)
     accept = (*mediatypes.MANIFEST_MEDIA_TYPES,)
     expected = reference if DIGEST_RE.match(reference) else None
@@ -126,30 +143,40 @@ def inspect_artifact(client: ContentStore, repository: str, reference: str) -> R
             _hint_available_tags(exc, client, repository, reference)
         raise
     root_body = _json(root, where)
-    platforms: dict[str, PlatformManifest] = {}
+    wanted = set(platforms) if platforms is not None else None
+    found: dict[str, PlatformManifest] = {}
     manifest_bodies: dict[str, dict[str, Any]] = {}
+    listed: dict[str, Descriptor] = {}
     if mediatypes.is_index(root.media_type):
         for entry in _index_entries(root_body, where):
             name = entry.platform_name
-            if name is None or name in platforms or name.startswith("unknown/"):
+            if name is not None and not name.startswith("unknown/"):
                 # Attestations and duplicates are not installable platforms.
-                continue
-            manifest = client.get_manifest(
-                repository,
-                entry.digest,
-                accept=sorted(mediatypes.IMAGE_MANIFEST_TYPES),
-                expected_digest=entry.digest,
-            )
-            body = _json(manifest, f"{where} ({name})")
-            platforms[name] = _platform_manifest(name, manifest, body, f"{where} ({name})")
+                listed.setdefault(name, entry)
+        chosen = [name for name in listed if wanted is None or name in wanted]
+        if not chosen and listed:
+            chosen = [next(iter(listed))]
+        fetched: dict[str, tuple[FetchedManifest, dict[str, Any]]] = {}
+        for name in chosen:
+            digest = listed[name].digest
+            if digest not in fetched:
+                manifest = client.get_manifest(
+                    repository,
+                    digest,
+                    accept=sorted(mediatypes.IMAGE_MANIFEST_TYPES),
+                    expected_digest=digest,
+                )
+                fetched[digest] = (manifest, _json(manifest, f"{where} ({name})"))
+            manifest, body = fetched[digest]
+            found[name] = _platform_manifest(name, manifest, body, f"{where} ({name})")
             manifest_bodies[name] = body
-        if not platforms:
+        if not found:
             raise InvalidManifestError(
                 f"image index of {where} lists no platform manifests",
                 hint="the artifact is broken upstream; ask its publisher",
             )
     elif mediatypes.is_image_manifest(root.media_type):
-        platforms[SINGLE_PLATFORM] = _platform_manifest(SINGLE_PLATFORM, root, root_body, where)
+        found[SINGLE_PLATFORM] = _platform_manifest(SINGLE_PLATFORM, root, root_body, where)
         manifest_bodies[SINGLE_PLATFORM] = root_body
     else:
         raise UnknownArtifactTypeError(
@@ -161,15 +188,15 @@ def inspect_artifact(client: ContentStore, repository: str, reference: str) -> R
     # artifact the others describe.
     types = {
         name: _artifact_type(manifest, manifest_bodies[name], _platform_where(where, name))
-        for name, manifest in platforms.items()
+        for name, manifest in found.items()
     }
-    first = platforms[min(platforms)]
-    artifact_type = types[min(platforms)]
+    first = found[min(found)]
+    artifact_type = types[min(found)]
     disagreeing = sorted(name for name, t in types.items() if t != artifact_type)
     if disagreeing:
-        found = ", ".join(f"{name}: {types[name].name}" for name in sorted(types))
+        listing = ", ".join(f"{name}: {types[name].name}" for name in sorted(types))
         raise InvalidManifestError(
-            f"{where} mixes artifact types across its platforms ({found})",
+            f"{where} mixes artifact types across its platforms ({listing})",
             hint="every platform manifest of an artifact must have the same type; "
             "the artifact is broken upstream, ask its publisher",
         )
@@ -183,8 +210,9 @@ def inspect_artifact(client: ContentStore, repository: str, reference: str) -> R
         root_media_type=root.media_type,
         type=artifact_type,
         config=config,
-        platforms=platforms,
+        platforms=found,
         annotations=dict(annotations) if isinstance(annotations, dict) else None,
+        listed_platforms=tuple(listed),
     )
 
 
@@ -234,6 +262,13 @@ def _index_entries(body: dict[str, Any], where: str) -> list[Descriptor]:
     entries = body.get("manifests")
     if not isinstance(entries, list):
         raise InvalidManifestError(f"image index of {where} has no `manifests` list")
+    if len(entries) > MAX_INDEX_ENTRIES:
+        raise InvalidManifestError(
+            f"image index of {where} lists {len(entries)} manifests, more than the "
+            f"{MAX_INDEX_ENTRIES} falcopkg reads",
+            hint="a Falco artifact has one manifest per platform; this one is broken or "
+            "hostile, ask its publisher",
+        )
     return [
         Descriptor.from_dict(entry, context=f"{where} manifests[{number}]")
         for number, entry in enumerate(entries)

@@ -13,6 +13,7 @@ import click
 from falcopkg import __version__
 from falcopkg.cli.context import AppContext
 from falcopkg.cli.group import global_options, lazy_group
+from falcopkg.deadline import set_wait_notifier
 from falcopkg.errors import FalcopkgError
 
 _COMMANDS = "falcopkg.cli.commands"
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     # the error comes before the option was parsed.)
     app = AppContext()
     console = app.console
+    # A silent registry or index is worth a line on a terminal while we wait for it.
+    set_wait_notifier(
+        (lambda host: console.info(f"waiting for {host}…")) if console.is_tty else None
+    )
     try:
         cli.main(args=args, prog_name="falcopkg", standalone_mode=False, obj=app)
     except FalcopkgError as exc:

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 TOP_LEVEL_KEYS = ("target", "install", "index", "registries", "dependencies", "falco")
 TARGET_KEYS = ("engine_version", "plugin_api_version", "platforms")
 INSTALL_KEYS = (*INSTALL_DIR_DEFAULTS, "falco_config_dir", "allowed_types")
-REGISTRY_KEYS = ("mirror", "fallback", "ca_file", "insecure", "plain_http")
+REGISTRY_KEYS = ("mirror", "fallback", "ca_file", "insecure", "plain_http", "timeout")
+#: ``timeout`` bounds one request to a registry, in seconds.
+MAX_REGISTRY_TIMEOUT = 3600
 LAYOUT_MIRROR_PREFIX = "oci-layout:"
 DEPENDENCY_KEYS = ("version", "ref", "index", "tag", "digest")
 FALCO_PLUGIN_KEYS = ("library_path", "init_config", "open_params")
@@ -90,6 +92,7 @@ class RegistrySettings:
     insecure: bool = False
     plain_http: bool = False
     fallback: bool = False  # a mirror that lacks something: ask the origin instead of failing
+    timeout: float | None = None  # seconds for one request; None: the default (30 s)
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,19 @@ class _Reader:
         if not isinstance(value, bool):
             raise self.error(at, f"must be true or false, not {_kind(value)}")
         return value
+
+    def seconds(self, value: Any, at: tuple[str, ...]) -> float:
+        """A positive number of seconds, at most MAX_REGISTRY_TIMEOUT (TOML parsed it)."""
+        number_ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number_ok or not 0 < value <= MAX_REGISTRY_TIMEOUT:
+            raise self.error(
+                at,
+                f"must be a number of seconds between 0 and {MAX_REGISTRY_TIMEOUT}, not {value!r}"
+                if number_ok
+                else f"must be a number of seconds, not {_kind(value)}",
+                hint="write e.g. timeout = 60",
+            )
+        return float(value)
 
     def strings(self, value: Any, at: tuple[str, ...], example: str) -> tuple[str, ...]:
         if not isinstance(value, list):
@@ -389,6 +405,9 @@ class _Reader:
                 fallback=self.boolean(entry["fallback"], (*at, "fallback"))
                 if "fallback" in entry
                 else False,
+                timeout=self.seconds(entry["timeout"], (*at, "timeout"))
+                if "timeout" in entry
+                else None,
             )
         return result
 

@@ -1,11 +1,13 @@
 """The OCI distribution client (SPEC §9): small, typed, and verifying what it fetches.
 
-One ``RegistryClient`` talks to one registry host over one ``requests.Session`` (connection
-pooling for parallel downloads). Every request has a timeout; connection errors, timeouts,
-429 and 5xx are retried a bounded number of times with jittered exponential backoff (a
-``Retry-After`` is honoured, capped); 4xx never is. Authentication (basic, bearer tokens) is
-in ``auth.py``; the ``Authorization`` header only ever goes to the registry's own origin (or
-the token realm), never to a host a redirect points at.
+One ``RegistryClient`` talks to one registry host through one falcopkg.http ``Transport``
+(connection pooling for parallel downloads; redirects, per-host TLS, proxies, retries and
+every time limit are there). Each request has a total deadline (``request_timeout``);
+connection errors, 429 and 5xx are retried a bounded number of times with jittered
+exponential backoff (a ``Retry-After`` over the cap is an error); 4xx never is.
+Authentication (basic, bearer tokens) is in ``auth.py``; the ``Authorization`` header only
+ever goes to the registry's own origin (or the token realm), never to a host a redirect
+points at.
 
 Everything fetched by digest is verified: manifests in memory, blobs while streaming into a
 temporary file that is renamed into place only when size and digest match.
@@ -18,28 +20,31 @@ import hashlib
 import io
 import json
 import random
-import re
 import socket
 import ssl
 import threading
-import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
-import requests.adapters
-import requests.utils
-import urllib3.exceptions
 
-from falcopkg import __version__, fsutil
+from falcopkg import fsutil
 from falcopkg.core.reference import DIGEST_RE
+from falcopkg.deadline import CommandBudget, Deadline, HostTimeoutError
 from falcopkg.digests import bytes_digest, check_digest, split_digest
 from falcopkg.errors import IntegrityError, InvalidReferenceError, NetworkError
+from falcopkg.http import (
+    STALL_BYTES,
+    STALL_INTERVAL,
+    Body,
+    Transport,
+    causes,
+    environment_ca_bundle,
+    timeout_error,
+)
 from falcopkg.numbers import parse_ascii_int
 from falcopkg.oci import mediatypes
 from falcopkg.oci.auth import RegistryAuth, Scope, basic_header, parse_www_authenticate
@@ -60,22 +65,16 @@ from falcopkg.oci.store import (
     check_reference,
     check_repository,
 )
-from falcopkg.retry import (
-    backoff_delay,
-    is_retryable_status,
-    parse_retry_after,
-    send_with_retries,
-)
+from falcopkg.retry import backoff_delay, is_retryable_status, parse_retry_after
 
 CHUNK_SIZE = 1024 * 1024
-MAX_REDIRECTS = 10
-#: No new attempt after a connection failure once this much time has gone by, so that an
-#: unreachable registry is reported in well under 30 s even with connect timeouts.
-USER_AGENT = f"falcopkg/{__version__}"
+#: Tag lists are followed for at most this many pages and tags, within a few requests' time.
+MAX_TAG_PAGES = 1000
+MAX_TAGS = 100_000
+TAG_LIST_TIME_FACTOR = 4
 _NOT_FOUND_CODES = frozenset({"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN", "TAG_UNKNOWN"})
 # Docker Hub's name in references is not where its API lives.
 _API_HOSTS = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Content types that say nothing about which manifest this is; the body's mediaType decides.
 _GENERIC_CONTENT_TYPES = frozenset(
     {"", "application/json", "application/octet-stream", "text/plain"}
@@ -89,9 +88,12 @@ _GENERIC_CONTENT_TYPES = frozenset(
 class RegistryOptions:
     """How to talk to one registry (``[registries."host"]`` in falco.toml, or flags).
 
-    ``timeout`` is seconds, or (connect, read) seconds. ``retries`` is the number of extra
-    attempts after a transient failure. ``backoff`` is the first retry delay (doubling, with
-    jitter, capped at 8 s); ``max_retry_after`` caps how long a ``Retry-After`` makes us wait.
+    ``timeout`` is seconds, or (connect, read) seconds, for one connect or read.
+    ``request_timeout`` is the total for one request (connect, reads, retries and waits;
+    ``timeout = SECONDS`` in falco.toml). ``retries`` is the number of extra attempts after a
+    transient failure. ``backoff`` is the first retry delay (doubling, with jitter, capped at
+    8 s); a ``Retry-After`` longer than ``max_retry_after`` (or than the time left) is an
+    error at once instead of a wait.
     """
 
     plain_http: bool = False
@@ -101,12 +103,21 @@ class RegistryOptions:
     retries: int = 3
     backoff: float = 0.5
     max_retry_after: float = 30.0
+    request_timeout: float = 30.0
+    # A response must bring at least stall_bytes every stall_interval seconds.
+    stall_bytes: int = STALL_BYTES
+    stall_interval: float = STALL_INTERVAL
 
     @property
     def timeouts(self) -> tuple[float, float]:
         if isinstance(self.timeout, tuple):
             return self.timeout
         return (float(self.timeout), float(self.timeout))
+
+
+def deadline_seconds(options: RegistryOptions) -> float:
+    """How long a tag listing (every page) may take."""
+    return options.request_timeout * TAG_LIST_TIME_FACTOR
 
 
 def retry_delay(
@@ -127,32 +138,6 @@ def retry_delay(
     )
 
 
-# -- request bodies ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Body:
-    """A request body that can be produced again for a retry (files are reopened)."""
-
-    source: Path | bytes
-    offset: int = 0
-    length: int | None = None  # None: to the end
-
-    @contextlib.contextmanager
-    def open(self) -> Iterator[bytes | IO[bytes]]:
-        if isinstance(self.source, bytes):
-            end = None if self.length is None else self.offset + self.length
-            yield self.source[self.offset : end]
-            return
-        with self.source.open("rb") as handle:
-            if self.offset == 0 and self.length is None:
-                yield handle  # requests streams file objects: never the whole file in memory
-            else:
-                handle.seek(self.offset)
-                # A chunk of a chunked upload: bounded by the caller's chunk size.
-                yield handle.read(self.length if self.length is not None else -1)
-
-
 # -- the client --------------------------------------------------------------------------------
 
 
@@ -168,6 +153,8 @@ class RegistryClient:
         host: str,
         options: RegistryOptions | None = None,
         credential: Credential | Callable[[], Credential | None] | None = None,
+        *,
+        budget: CommandBudget | None = None,
     ) -> None:
         if not host or "/" in host or "@" in host or host != host.strip():
             raise InvalidReferenceError(
@@ -181,27 +168,37 @@ class RegistryClient:
         self.base_url = f"{scheme}://{api_host}"
         self._origin = (scheme, api_host.lower())
         self._hostname = urlsplit(self.base_url).hostname or api_host.lower()
+        verify: bool | str
         if self.options.insecure:
-            self._verify: bool | str = False
-            # The user chose this for this registry; urllib3 would warn on every request to
-            # it. Only its own host is silenced: other hosts are always verified (_verify_for).
-            warnings.filterwarnings(
-                "ignore",
-                message=f"Unverified HTTPS request is being made to host '{re.escape(self._hostname)}'",
-                category=urllib3.exceptions.InsecureRequestWarning,
-            )
+            verify = False
         elif self.options.ca_file is not None:
-            self._verify = str(self.options.ca_file)
+            verify = str(self.options.ca_file)
         else:
-            self._verify = True
-        self._session = _new_session()
-        self._proxies: dict[tuple[str, str], dict[str, str]] = {}
-        self._proxies_lock = threading.Lock()
+            verify = environment_ca_bundle() or True
+        connect_timeout, read_timeout = self.options.timeouts
+        self.transport = Transport(
+            api_host,
+            describe=lambda exc, url, _attempts: self._transport_error(exc, url),
+            tls_hostname=self._hostname,
+            verify=verify,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            request_timeout=self.options.request_timeout,
+            retries=self.options.retries,
+            backoff=self.options.backoff,
+            max_retry_after=self.options.max_retry_after,
+            budget=budget,
+            stall_bytes=self.options.stall_bytes,
+            stall_interval=self.options.stall_interval,
+            kind="registry",
+            slow_hint=f"check that {host} is up; a slow registry can be given more time with "
+            f'`timeout = SECONDS` under [registries."{host}"] in falco.toml',
+        )
         self.auth = RegistryAuth(host, credential, self._request_token)
 
     # -- lifecycle
     def close(self) -> None:
-        self._session.close()
+        self.transport.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -221,7 +218,9 @@ class RegistryClient:
                 raise self._error(response, what)
 
     def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
-        """Every tag of ``repository`` in the registry's order, following pagination."""
+        """Every tag of ``repository`` in the registry's order, following pagination (at
+        most MAX_TAG_PAGES pages and MAX_TAGS tags, within TAG_LIST_TIME_FACTOR requests'
+        time: a registry that paginates forever is an error, not a hang)."""
         check_repository(repository)
         what = f"repository {self.host}/{repository}"
         query = {"n": str(page_size)} if page_size else {}
@@ -229,9 +228,28 @@ class RegistryClient:
         tags: list[str] = []
         known: set[str] = set()
         seen: set[str] = set()
+        deadline = Deadline.after(self.options.request_timeout * TAG_LIST_TIME_FACTOR)
         while url and url not in seen:
+            if len(seen) >= MAX_TAG_PAGES or len(tags) > MAX_TAGS:
+                raise RegistryError(
+                    f"registry {self.host} sent more than "
+                    + (f"{MAX_TAGS} tags" if len(tags) > MAX_TAGS else f"{MAX_TAG_PAGES} pages")
+                    + f" of tags for {what}; stopped following its pages",
+                    hint="the registry paginates without end; report it to its operator",
+                    host=self.host,
+                )
+            if deadline.expired:
+                raise HostTimeoutError(
+                    f"registry {self.host} took longer than {deadline_seconds(self.options):g}s "
+                    f"to list the tags of {what} ({len(seen)} pages, {len(tags)} tags)",
+                    hint="the registry is too slow; raise `timeout` under "
+                    f'[registries."{self.host}"] in falco.toml',
+                    host=self.host,
+                )
             seen.add(url)
-            with self._send("GET", url, scopes=(Scope.of(repository, "pull"),), what=what) as resp:
+            with self._send(
+                "GET", url, scopes=(Scope.of(repository, "pull"),), what=what, deadline=deadline
+            ) as resp:
                 if resp.status_code != 200:
                     raise self._error(resp, what)
                 page = _json_object(resp.content, f"tag list of {what}").get("tags") or []
@@ -277,7 +295,7 @@ class RegistryClient:
         with self._send("GET", url, scopes=scopes, headers=headers, stream=True, what=what) as resp:
             if resp.status_code != 200:
                 raise self._error(resp, what)
-            data = _read_limited(resp, MAX_MANIFEST_SIZE, what)
+            data = _read_limited(resp, MAX_MANIFEST_SIZE, what, self.transport)
             content_type = _media_type(resp.headers.get("Content-Type"))
             header_digest = resp.headers.get("Docker-Content-Digest")
         pinned = reference if DIGEST_RE.match(reference) else None
@@ -330,7 +348,7 @@ class RegistryClient:
         scopes = (Scope.of(repository, "pull", "push"),)
         headers = {"Content-Type": media_type}
         with self._send(
-            "PUT", url, scopes=scopes, headers=headers, body=_Body(data), what=what
+            "PUT", url, scopes=scopes, headers=headers, body=Body(data), what=what
         ) as resp:
             if resp.status_code not in (200, 201):
                 raise self._error(resp, what)
@@ -411,7 +429,9 @@ class RegistryClient:
         url = self._url(f"/v2/{repository}/blobs/{digest}")
         scopes = (Scope.of(repository, "pull"),)
         headers = {"Accept-Encoding": "identity"}
-        with self._send("GET", url, scopes=scopes, headers=headers, stream=True, what=what) as resp:
+        with self._send(
+            "GET", url, scopes=scopes, headers=headers, stream=True, bulk=True, what=what
+        ) as resp:
             if resp.status_code != 200:
                 raise self._error(resp, f"blob {digest} in {self.host}/{repository}")
             limit = _check_length(resp, expected_size, None, what)
@@ -427,7 +447,7 @@ class RegistryClient:
                         hasher.update(chunk)
                         yield chunk
                 except requests.RequestException as exc:
-                    raise self._transport_error(exc, url) from None
+                    raise self.transport.read_error(exc, url) from None
                 _verify_received(hasher, received, digest, expected_size, what)
 
             yield chunks()
@@ -459,19 +479,20 @@ class RegistryClient:
         scopes = (Scope.of(repository, "pull", "push"),)
         if self._head_blob(repository, digest, scopes) is not None:
             return False
-        attempt = 0
-        while True:
-            try:
-                self._upload_once(repository, source, digest, size, chunk_size, scopes, what)
-                return True
-            except (RegistryError, RegistryUnreachableError) as exc:
-                transient = isinstance(exc, RegistryUnreachableError) or (
-                    exc.status is not None and is_retryable_status(exc.status)
-                )
-                if not transient or attempt >= self.options.retries:
-                    raise
-                time.sleep(retry_delay(attempt, self.options))
-                attempt += 1
+
+        def transient(exc: Exception) -> bool:
+            # A failed upload session starts over from the beginning (the file is reopened).
+            return isinstance(exc, RegistryUnreachableError) or (
+                isinstance(exc, RegistryError)
+                and exc.status is not None
+                and is_retryable_status(exc.status)
+            )
+
+        self.transport.retrying(
+            lambda: self._upload_once(repository, source, digest, size, chunk_size, scopes, what),
+            transient=transient,
+        )
+        return True
 
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
         """Ask the registry to link a blob of another repository; True if it did (201)."""
@@ -529,13 +550,19 @@ class RegistryClient:
         scopes = (Scope.of(repository, "pull"),)
         # Blobs are stored compressed already; ask for them as they are.
         headers = {"Accept-Encoding": "identity"}
-        attempt = 0
-        while True:
+
+        def receive() -> None:
             received = 0
             try:
                 with open_sink() as sink:
                     with self._send(
-                        "GET", url, scopes=scopes, headers=headers, stream=True, what=what
+                        "GET",
+                        url,
+                        scopes=scopes,
+                        headers=headers,
+                        stream=True,
+                        bulk=True,
+                        what=what,
                     ) as resp:
                         if resp.status_code != 200:
                             raise self._error(resp, f"blob {digest} in {self.host}/{repository}")
@@ -550,15 +577,18 @@ class RegistryClient:
                             if progress is not None:
                                 progress(len(chunk))
                     _verify_received(hasher, received, digest, expected_size, what)
-                return
             except requests.RequestException as exc:
-                # The connection broke mid-stream: start over (the sink was discarded).
+                # The connection broke mid-stream: the sink was discarded; undo the progress.
                 if progress is not None and received:
                     progress(-received)
-                if attempt >= self.options.retries:
-                    raise self._transport_error(exc, url) from None
-                time.sleep(retry_delay(attempt, self.options))
-                attempt += 1
+                raise _BrokenDownload(self.transport.read_error(exc, url)) from None
+
+        try:
+            self.transport.retrying(
+                receive, transient=lambda exc: isinstance(exc, _BrokenDownload) and exc.retryable
+            )
+        except _BrokenDownload as exc:
+            raise exc.error from None
 
     def _upload_once(
         self,
@@ -582,7 +612,7 @@ class RegistryClient:
             headers = {**octet, "Content-Length": str(size)}
             final = _with_query(url, digest=digest)
             # An empty file would make requests send "Transfer-Encoding: chunked".
-            body = _Body(source) if size else _Body(b"")
+            body = Body(source) if size else Body(b"")
         else:
             step = max(chunk_size, min_chunk, 1)
             offset = 0
@@ -593,7 +623,7 @@ class RegistryClient:
                     "Content-Length": str(length),
                     "Content-Range": f"{offset}-{offset + length - 1}",
                 }
-                chunk = _Body(source, offset, length)
+                chunk = Body(source, offset, length)
                 with self._send(
                     "PATCH", url, scopes=scopes, headers=headers, body=chunk, what=what, retry=False
                 ) as resp:
@@ -603,7 +633,7 @@ class RegistryClient:
                 offset += length
             headers = {**octet, "Content-Length": "0"}
             final = _with_query(url, digest=digest)
-            body = _Body(b"")
+            body = Body(b"")
         with self._send(
             "PUT", final, scopes=scopes, headers=headers, body=body, what=what, retry=False
         ) as resp:
@@ -640,12 +670,6 @@ class RegistryClient:
         parts = urlsplit(url)
         return (parts.scheme, parts.netloc.lower()) == self._origin
 
-    def _verify_for(self, url: str) -> bool | str:
-        """TLS verification for ``url``: ca_file and insecure are about this registry's host
-        (its token service on another port included); any other host, such as the object
-        storage a blob redirect points at, is verified against the system's trust store."""
-        return self._verify if urlsplit(url).hostname == self._hostname else True
-
     def _send(
         self,
         method: str,
@@ -654,15 +678,26 @@ class RegistryClient:
         scopes: Sequence[Scope],
         what: str,
         headers: Mapping[str, str] | None = None,
-        body: _Body | None = None,
+        body: Body | None = None,
         stream: bool = False,
         retry: bool = True,
+        bulk: bool = False,
+        deadline: Deadline | None = None,
     ) -> requests.Response:
         """Send with registry authentication: answer 401 challenges (at most twice)."""
         for round_number in range(3):
             sent = self.auth.header_for(scopes)
-            resp = self._send_retrying(
-                method, url, headers=headers, auth=sent, body=body, stream=stream, retry=retry
+            resp = self.transport.send(
+                method,
+                url,
+                headers=headers,
+                authorization=sent,
+                auth_origin=self._origin,
+                body=body,
+                stream=stream,
+                retry=retry,
+                bulk=bulk,
+                deadline=deadline,
             )
             if resp.status_code != 401 or not self._same_origin(resp.url):
                 return resp
@@ -691,84 +726,6 @@ class RegistryClient:
             )
         return self.auth.credentials_rejected(f"registry {self.host} ({what})")
 
-    def _send_retrying(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None,
-        auth: str | None,
-        body: _Body | None,
-        stream: bool,
-        retry: bool,
-        auth_origin: tuple[str, str] | None = None,
-    ) -> requests.Response:
-        """One logical request: transient failures retried, redirects followed by hand."""
-
-        def send_once() -> requests.Response:
-            try:
-                return self._transmit(
-                    method, url, headers, auth, body, stream, auth_origin or self._origin
-                )
-            except requests.exceptions.SSLError as exc:  # a certificate problem stays one
-                raise self._transport_error(exc, _failed_url(exc, url)) from None
-
-        return send_with_retries(
-            send_once,
-            retries=self.options.retries if retry else 0,
-            backoff=self.options.backoff,
-            max_retry_after=self.options.max_retry_after,
-            connect_timeout=self.options.timeouts[0],
-            transient=(requests.RequestException,),
-            give_up=lambda exc, _attempts: self._transport_error(exc, _failed_url(exc, url)),
-        )
-
-    def _transmit(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | None,
-        auth: str | None,
-        body: _Body | None,
-        stream: bool,
-        auth_origin: tuple[str, str],
-    ) -> requests.Response:
-        """Send once, following redirects ourselves so that ``Authorization`` goes to
-        ``auth_origin`` only (a blob redirect to object storage must not get it)."""
-        for _ in range(MAX_REDIRECTS + 1):
-            parts = urlsplit(url)
-            request_headers = dict(headers or {})
-            if auth is not None and (parts.scheme, parts.netloc.lower()) == auth_origin:
-                request_headers["Authorization"] = auth
-            with body.open() if body is not None else contextlib.nullcontext(None) as data:
-                resp = self._session.request(
-                    method,
-                    url,
-                    headers=request_headers,
-                    data=data,
-                    stream=stream,
-                    allow_redirects=False,
-                    timeout=self.options.timeouts,
-                    verify=self._verify_for(url),
-                    proxies=self._proxies_for(parts.scheme, parts.netloc),
-                )
-            location = resp.headers.get("Location")
-            follow = method in ("GET", "HEAD") and resp.status_code in _REDIRECT_STATUSES
-            if not follow or not location:
-                return resp
-            resp.close()
-            url = urljoin(url, location)
-        raise RegistryError(f"too many redirects from registry {self.host}", host=self.host)
-
-    def _proxies_for(self, scheme: str, netloc: str) -> dict[str, str]:
-        # trust_env is off (no netrc, no REQUESTS_CA_BUNDLE overriding ca_file), so the
-        # standard proxy variables are applied here, NO_PROXY included.
-        key = (scheme, netloc)
-        with self._proxies_lock:
-            if key not in self._proxies:
-                self._proxies[key] = requests.utils.get_environ_proxies(f"{scheme}://{netloc}/")
-            return self._proxies[key]
-
     def _request_token(
         self, realm: str, params: list[tuple[str, str]], credential: Credential | None
     ) -> tuple[int, bytes]:
@@ -790,14 +747,11 @@ class RegistryClient:
             )
         query = parse_qsl(parts.query, keep_blank_values=True) + params
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
-        resp = self._send_retrying(
+        resp = self.transport.send(
             "GET",
             url,
             headers={"Accept": "application/json"},
-            auth=basic_header(credential) if credential is not None else None,
-            body=None,
-            stream=False,
-            retry=True,
+            authorization=basic_header(credential) if credential is not None else None,
             auth_origin=(parts.scheme, parts.netloc.lower()),
         )
         with resp:
@@ -856,6 +810,9 @@ class RegistryClient:
         )
 
     def _transport_error(self, exc: BaseException, url: str) -> NetworkError:
+        timed_out = timeout_error(exc)
+        if timed_out is not None:
+            return timed_out
         host = urlsplit(url).netloc or self.host
         registry_hint = (
             f"check that the registry at {host} is running and the host and port are right"
@@ -863,10 +820,10 @@ class RegistryClient:
             else f"check the host and port; if {host} serves plain HTTP, set plain_http = true "
             f'under [registries."{host}"] in falco.toml or pass --plain-http'
         )
-        causes = list(_causes(exc))
+        found_causes = list(causes(exc))
         if isinstance(exc, requests.exceptions.SSLError):
             verify_error = next(
-                (c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None
+                (c for c in found_causes if isinstance(c, ssl.SSLCertVerificationError)), None
             )
             if verify_error is not None:
                 reason = verify_error.verify_message or "certificate verify failed"
@@ -883,7 +840,7 @@ class RegistryClient:
                 return RegistryTLSError(
                     f"TLS certificate of {host} is not trusted: {reason}", hint=hint, host=host
                 )
-            text = " ".join(str(c) for c in causes)
+            text = " ".join(str(c) for c in found_causes)
             not_tls = "WRONG_VERSION_NUMBER" in text or "record layer failure" in text
             return RegistryTLSError(
                 f"TLS handshake with {host} failed"
@@ -895,13 +852,13 @@ class RegistryClient:
             reason = f"connection timed out after {self.options.timeouts[0]:g}s"
         elif isinstance(exc, requests.exceptions.ReadTimeout):
             reason = f"no answer within {self.options.timeouts[1]:g}s"
-        elif any(isinstance(c, ConnectionRefusedError) for c in causes):
+        elif any(isinstance(c, ConnectionRefusedError) for c in found_causes):
             reason = "connection refused"
-        elif any(isinstance(c, socket.gaierror) for c in causes) or "NameResolution" in " ".join(
-            type(c).__name__ for c in causes
-        ):
+        elif any(
+            isinstance(c, socket.gaierror) for c in found_causes
+        ) or "NameResolution" in " ".join(type(c).__name__ for c in found_causes):
             reason = "host name not found"
-        elif any(isinstance(c, ConnectionResetError) for c in causes):
+        elif any(isinstance(c, ConnectionResetError) for c in found_causes):
             reason = "connection reset"
         else:
             reason = _short(exc)
@@ -929,8 +886,11 @@ class RegistryPool:
         credential_overrides: Mapping[str, Credential] | None = None,
         *,
         warn: Warn | None = None,
+        budget: CommandBudget | None = None,
     ) -> None:
         self.options_by_host = dict(options_by_host or {})
+        # One per command: every client shares its deadline and its memory of failed hosts.
+        self.budget = budget or CommandBudget()
         self.default = default or RegistryOptions()
         self.plain_http = plain_http
         self.credential_overrides = dict(credential_overrides or {})
@@ -951,6 +911,7 @@ class RegistryPool:
                     host,
                     self.options_for(host),
                     lambda: lookup_credential(host, explicit, warn=self._warn),
+                    budget=self.budget,
                 )
                 self._clients[host] = existing
             return existing
@@ -971,22 +932,13 @@ class RegistryPool:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.headers["User-Agent"] = USER_AGENT
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # registries need none
-    adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=32, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
+class _BrokenDownload(Exception):
+    """A blob download that failed mid-way; retried from zero unless it timed out."""
 
-
-def _failed_url(exc: BaseException, url: str) -> str:
-    """The URL a request failed on: a redirect target rather than the first URL."""
-    request = getattr(exc, "request", None)
-    failed = getattr(request, "url", None)
-    return failed if isinstance(failed, str) and failed else url
+    def __init__(self, error: NetworkError) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retryable = not isinstance(error, HostTimeoutError)
 
 
 def _with_query(url: str, **params: str) -> str:
@@ -1021,7 +973,7 @@ def _int_header(resp: requests.Response, name: str) -> int | None:
         return None
 
 
-def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
+def _read_limited(resp: requests.Response, limit: int, what: str, transport: Transport) -> bytes:
     buffer = bytearray()
     try:
         for chunk in resp.iter_content(CHUNK_SIZE):
@@ -1029,6 +981,9 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
             if len(buffer) > limit:
                 raise _too_large(what, limit)
     except requests.RequestException as exc:
+        error = transport.read_error(exc, resp.url)
+        if isinstance(error, HostTimeoutError):
+            raise error from None
         raise NetworkError(f"reading {what} failed: {_short(exc)}") from None
     return bytes(buffer)
 
@@ -1119,21 +1074,6 @@ def _read_prefix(resp: requests.Response, limit: int = 64 * 1024) -> bytes:
     except (requests.RequestException, OSError):
         pass
     return bytes(data[:limit])
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything it wraps (requests and urllib3 nest their causes deeply)."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        nested.extend(arg for arg in current.args if isinstance(arg, BaseException))
-        stack.extend(n for n in nested if isinstance(n, BaseException))
 
 
 def _short(exc: BaseException) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,18 +49,19 @@ from falcopkg.errors import (
 if TYPE_CHECKING:
     import requests
 
+    from falcopkg.deadline import CommandBudget
+    from falcopkg.http import Transport
     from falcopkg.oci.credentials import Credential
 
 INDEX_ENV_PREFIX = "FALCOPKG_INDEX_"
 MAX_INDEX_BYTES = 64 * 1024 * 1024
+#: Total seconds for one index download (connect, reads, retries, waits).
 DEFAULT_TIMEOUT = 30.0
 # Like the OCI client's: a host that does not answer fails fast enough for a retry to fit
-# in falcopkg.retry.CONNECT_RETRY_BUDGET (a whole index may still take DEFAULT_TIMEOUT to read).
+# in falcopkg.retry.CONNECT_RETRY_BUDGET.
 CONNECT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 MAX_RETRY_AFTER = 30.0
-MAX_REDIRECTS = 10
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 META_FILE = "meta.json"
 RAW_FILE = "index.yaml"
 
@@ -212,16 +212,18 @@ class IndexStore:
         self,
         cache_dir: Path,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.5,
+        budget: CommandBudget | None = None,
     ) -> None:
         self.root = cache_dir / "indexes"
-        self.timeout = timeout
-        self.connect_timeout = min(CONNECT_TIMEOUT, timeout)
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self.connect_timeout = min(CONNECT_TIMEOUT, self.timeout)
         self.retries = retries
         self.backoff = backoff
-        self._http: requests.Session | None = None
+        self._budget = budget
+        self._transports: dict[tuple[str, str, bool | str], Transport] = {}
 
     # -- cache --------------------------------------------------------------------------
 
@@ -516,6 +518,8 @@ class IndexStore:
             )
 
     def _verify(self, config: IndexConfig) -> str | bool:
+        from falcopkg.http import environment_ca_bundle
+
         ca_path = config.ca_path()
         if ca_path is not None:
             if not ca_path.is_file():
@@ -524,18 +528,43 @@ class IndexStore:
                     hint="fix `ca_file` in its [[index]] table",
                 )
             return str(ca_path)
-        return _environment_ca_bundle() or True
+        return environment_ca_bundle() or True
 
-    def _session(self) -> requests.Session:
-        import requests
+    def _transport(self, config: IndexConfig) -> Transport:
+        """The transport to ``config``'s host (its ca_file applies to that host only)."""
+        from urllib.parse import urlsplit
 
-        if self._http is None:
-            session = requests.Session()
-            # No ~/.netrc credentials, no environment CA bundle overriding ca_file: the §9
-            # chain decides what is sent. Proxies are applied per hop in _send.
-            session.trust_env = False
-            self._http = session
-        return self._http
+        from falcopkg.deadline import CommandBudget
+        from falcopkg.http import Transport
+
+        parts = urlsplit(config.url)
+        verify = self._verify(config)
+        key = (parts.scheme, parts.netloc.lower(), verify)
+        transport = self._transports.get(key)
+        if transport is None:
+            if self._budget is None:
+                self._budget = CommandBudget()
+            transport = self._transports[key] = Transport(
+                parts.netloc,
+                describe=lambda exc, url, attempts: _failure(config, exc, attempts),
+                verify=verify,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.timeout,
+                request_timeout=self.timeout,
+                retries=self.retries,
+                backoff=self.backoff,
+                max_retry_after=MAX_RETRY_AFTER,
+                budget=self._budget,
+                slow_hint=f"check that {parts.netloc} is up and the URL is right "
+                "(`falcopkg index list`)",
+            )
+        return transport
+
+    def close(self) -> None:
+        """End the connections (the store can still be used: they reopen)."""
+        transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            transport.close()
 
     def _get(
         self,
@@ -544,85 +573,37 @@ class IndexStore:
         credential: Credential | None,
         allow_http: bool,
     ) -> requests.Response:
-        """GET with bounded retries on connection errors, 429 and 5xx (never on 4xx)."""
-        import requests
+        """GET with bounded retries on connection errors, 429 and 5xx (never on 4xx),
+        following redirects: no hop may be plain http unless http is allowed, and the
+        credential goes to the index's own origin only."""
+        from urllib.parse import urlsplit
 
-        from falcopkg.retry import send_with_retries
+        from falcopkg.http import basic_authorization
 
-        def send_once() -> requests.Response:
-            try:
-                return self._send(config, headers, credential, allow_http)
-            except requests.exceptions.SSLError:
-                raise NetworkError(
-                    f"{describe(config)}: TLS verification failed",
-                    hint="set `ca_file` in its [[index]] table or REQUESTS_CA_BUNDLE to the "
-                    "CA that signed the server's certificate",
-                ) from None
-
-        def give_up(exc: Exception, attempts: int) -> NetworkError:
-            failure = (
-                "timed out" if isinstance(exc, requests.exceptions.Timeout) else "could not connect"
-            )
-            return NetworkError(
-                f"{describe(config)}: {failure} after {attempts} attempts",
-                hint="check the URL and your network (proxy variables are honoured), then retry",
-            )
-
-        return send_with_retries(
-            send_once,
-            retries=self.retries,
-            backoff=self.backoff,
-            max_retry_after=MAX_RETRY_AFTER,
-            connect_timeout=self.connect_timeout,
-            transient=(requests.exceptions.ConnectionError, requests.exceptions.Timeout),
-            give_up=give_up,
-        )
-
-    def _send(
-        self,
-        config: IndexConfig,
-        headers: dict[str, str],
-        credential: Credential | None,
-        allow_http: bool,
-    ) -> requests.Response:
-        """One GET, following redirects by hand: no hop may be plain http unless http is
-        allowed, and the credential goes to the index's own origin only."""
-        from urllib.parse import urljoin, urlsplit
-
-        import requests.utils
-
-        session = self._session()
-        origin = urlsplit(config.url)
-        own_verify = self._verify(config)
-        other_verify = _environment_ca_bundle() or True
-        auth = (credential.username, credential.password) if credential is not None else None
-        url = config.url
-        for _ in range(MAX_REDIRECTS + 1):
-            hop = urlsplit(url)
-            if hop.scheme == "http" and not (allow_http or config.allow_http):
+        def check_redirect(url: str) -> None:
+            scheme = urlsplit(url).scheme
+            if scheme == "http" and not (allow_http or config.allow_http):
                 raise NetworkError(
                     f"{describe(config)}: redirected to a plain http:// URL ({redact_url(url)})",
                     hint="ask the index owner for an https URL, or allow http explicitly",
                 )
-            if hop.scheme not in ("http", "https"):
+            if scheme not in ("http", "https"):
                 raise NetworkError(f"{describe(config)}: redirected to {redact_url(url)}")
-            same_origin = (hop.scheme, hop.netloc.lower()) == (origin.scheme, origin.netloc.lower())
-            response = session.get(
-                url,
-                headers=headers,
-                auth=auth if same_origin else None,
-                verify=own_verify if hop.hostname == origin.hostname else other_verify,
-                timeout=(self.connect_timeout, self.timeout),
-                stream=True,
-                allow_redirects=False,
-                proxies=requests.utils.get_environ_proxies(url),
-            )
-            location = response.headers.get("Location")
-            if response.status_code not in _REDIRECT_STATUSES or not location:
-                return response
-            response.close()
-            url = urljoin(url, location)
-        raise NetworkError(f"{describe(config)}: too many redirects")
+
+        origin = urlsplit(config.url)
+        return self._transport(config).send(
+            "GET",
+            config.url,
+            headers=headers,
+            authorization=(
+                basic_authorization(credential.username, credential.password)
+                if credential is not None
+                else None
+            ),
+            auth_origin=(origin.scheme, origin.netloc.lower()),
+            stream=True,
+            check_redirect=check_redirect,
+        )
 
     @staticmethod
     def _raise_for_status(
@@ -650,8 +631,7 @@ class IndexStore:
             )
         raise NetworkError(f"{describe(config)}: the server answered HTTP {status}")
 
-    @staticmethod
-    def _read_body(config: IndexConfig, response: requests.Response) -> bytes:
+    def _read_body(self, config: IndexConfig, response: requests.Response) -> bytes:
         import requests
 
         chunks: list[bytes] = []
@@ -665,7 +645,11 @@ class IndexStore:
                         hint="is this URL really an index?",
                     )
                 chunks.append(chunk)
-        except requests.exceptions.RequestException:
+        except requests.exceptions.RequestException as exc:
+            from falcopkg.http import timeout_error
+
+            if timeout_error(exc) is not None:
+                raise self._transport(config).read_error(exc, response.url) from None
             raise NetworkError(
                 f"{describe(config)}: the download was interrupted", hint="retry"
             ) from None
@@ -699,13 +683,26 @@ class IndexStore:
         return loaded
 
 
-def _environment_ca_bundle() -> str | None:
-    """The CA bundle the environment names (requests' and OpenSSL's variables), if any."""
-    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
-        value = os.environ.get(variable)
-        if value:
-            return value
-    return None
+def _failure(config: IndexConfig, exc: BaseException, attempts: int) -> NetworkError:
+    """The error for an index host that could not be reached (or not over TLS)."""
+    import requests
+
+    from falcopkg.http import timeout_error
+
+    timed_out = timeout_error(exc)
+    if timed_out is not None:
+        return NetworkError(f"{describe(config)}: {timed_out.message}", hint=timed_out.hint)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return NetworkError(
+            f"{describe(config)}: TLS verification failed",
+            hint="set `ca_file` in its [[index]] table or REQUESTS_CA_BUNDLE to the "
+            "CA that signed the server's certificate",
+        )
+    failure = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "could not connect"
+    return NetworkError(
+        f"{describe(config)}: {failure} after {attempts} attempts",
+        hint="check the URL and your network (proxy variables are honoured), then retry",
+    )
 
 
 # -- lookup ---------------------------------------------------------------------------------

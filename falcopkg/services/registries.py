@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,6 +27,7 @@ from falcopkg.errors import OfflineError, known
 
 if TYPE_CHECKING:
     from falcopkg.core.manifest import Manifest, RegistrySettings
+    from falcopkg.deadline import CommandBudget
     from falcopkg.oci.client import RegistryClient, RegistryOptions, RegistryPool
     from falcopkg.oci.credentials import Credential
     from falcopkg.oci.descriptor import Descriptor, FetchedManifest
@@ -71,9 +72,12 @@ def parse_mirror(text: str, *, fallback: bool = False) -> Mirror:
 def registry_options(settings: RegistrySettings) -> RegistryOptions:
     from falcopkg.oci.client import RegistryOptions
 
-    return RegistryOptions(
+    options = RegistryOptions(
         plain_http=settings.plain_http, insecure=settings.insecure, ca_file=settings.ca_file
     )
+    if settings.timeout is not None:
+        options = replace(options, request_timeout=settings.timeout)
+    return options
 
 
 def effective_registry_settings(manifest: Manifest | None) -> dict[str, RegistrySettings]:
@@ -98,8 +102,11 @@ class RegistryAccess:
         credential_overrides: Mapping[str, Credential] | None = None,
         warn: Callable[[str], None] | None = None,
         offline: bool = False,
+        budget: CommandBudget | None = None,
     ) -> None:
         self.settings = dict(settings)
+        # The command's overall deadline and memory of failed hosts (default: a fresh one).
+        self.budget = budget
         self.mirrors = {
             host: parse_mirror(entry.mirror, fallback=entry.fallback)
             for host, entry in self.settings.items()
@@ -145,6 +152,7 @@ class RegistryAccess:
                     plain_http=self._plain_http,
                     credential_overrides=self._credential_overrides,
                     warn=self._warn,
+                    budget=self.budget,
                 )
             return self._pool
 

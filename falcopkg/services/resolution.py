@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from falcopkg.core.index_config import IndexConfig
     from falcopkg.core.manifest import Manifest
     from falcopkg.services.cache import BlobCache
-    from falcopkg.services.indexes import LoadedIndex
+    from falcopkg.services.indexes import IndexStore, LoadedIndex
     from falcopkg.services.metadata import RegistryMetadataProvider
     from falcopkg.services.registries import RegistryAccess
 
@@ -67,6 +67,7 @@ class Locator:
         self._indexes: list[LoadedIndex] | None = None
         # Indexes that could not be read: left out while another index can answer.
         self.unavailable: list[tuple[IndexConfig, FalcopkgError]] = []
+        self._store: IndexStore | None = None
         self._lock = threading.Lock()
 
     def loaded_indexes(self) -> list[LoadedIndex]:
@@ -74,7 +75,11 @@ class Locator:
             if self._indexes is None:
                 from falcopkg.services.indexes import IndexStore, unavailable_warning
 
-                store = IndexStore(self.cache_dir)
+                # One store for every name: an index host that failed once fails the next
+                # name at once (its transport remembers it) instead of being waited for again.
+                if self._store is None:
+                    self._store = IndexStore(self.cache_dir)
+                store = self._store
                 self._indexes = store.load_all(
                     list(self.manifest.indexes), offline=self.offline, unavailable=self.unavailable
                 )

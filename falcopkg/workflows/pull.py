@@ -45,8 +45,9 @@ def pull_artifact(
     """
     separator = "@" if DIGEST_RE.match(reference) else ":"
     where = f"{client.host}/{repository}{separator}{reference}"
-    artifact = inspect_artifact(client, repository, reference)
-    chosen = artifact.select(platform or host_platform(), where=where)
+    wanted = platform or host_platform()
+    artifact = inspect_artifact(client, repository, reference, platforms=[wanted])
+    chosen = artifact.select(wanted, where=where)
     layer = chosen.layer
     with _layer_file(client, repository, layer.digest, layer.size, cache, progress) as archive:
         out_dir.mkdir(parents=True, exist_ok=True)

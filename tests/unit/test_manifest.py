@@ -239,3 +239,14 @@ def test_the_example_parses_and_meets_current_rules_requirements() -> None:
     assert manifest.dependencies["falco-rules"].to_input() == "5"
     for required in ("0.57.0", "15", "0.31.0"):
         assert unmet_requirements("rules", {"engine_version": required}, manifest.target) == []
+
+
+def test_registry_timeout_becomes_the_request_timeout(tmp_path: Path) -> None:
+    from falcopkg.services.registries import registry_options
+
+    path = tmp_path / "falco.toml"
+    path.write_text('[registries."slow.example"]\ntimeout = 90\n\n[registries."ghcr.io"]\n')
+    manifest = load_manifest(path)
+    assert manifest.registries["slow.example"].timeout == 90.0
+    assert registry_options(manifest.registries["slow.example"]).request_timeout == 90.0
+    assert registry_options(manifest.registries["ghcr.io"]).request_timeout == 30.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,101 @@ def test_backoff_with_hostile_retry_after_is_capped() -> None:
         0, backoff=0.5, max_retry_after=3.0, retry_after="²", rand=lambda: 0
     )
     assert delay == 0.25
+
+
+class FakeDeadline:
+    def __init__(self, remaining: float) -> None:
+        self.left = remaining
+
+    def remaining(self) -> float:
+        return self.left
+
+
+class Refused(Exception):
+    pass
+
+
+# (status and Retry-After of each answer, seconds left before the deadline,
+#  expected: final status or "refused N", number of sends, seconds slept in all)
+WAIT_CASES = [
+    pytest.param([(429, "3600")], 100.0, "refused 3600", 1, 0.0, id="over-the-cap"),
+    pytest.param([(503, "20")], 10.0, "refused 20", 1, 0.0, id="over-the-deadline"),
+    pytest.param([(429, "2"), (200, None)], 100.0, 200, 2, 2.0, id="under-both"),
+    pytest.param([(503, None), (200, None)], 0.001, 503, 1, 0.0, id="backoff-past-deadline"),
+    pytest.param([(404, "3600")], 100.0, 404, 1, 0.0, id="4xx-never-waits"),
+]
+
+
+@pytest.mark.parametrize(("answers", "left", "expected", "sends", "slept"), WAIT_CASES)
+def test_retry_after_cap_and_deadline(
+    answers: list[tuple[int, str | None]],
+    left: float,
+    expected: int | str,
+    sends: int,
+    slept: float,
+) -> None:
+    pending = list(answers)
+    sleeps: list[float] = []
+
+    def send() -> FakeResponse:
+        status, retry_after = pending.pop(0)
+        return FakeResponse(status, {"Retry-After": retry_after} if retry_after else {})
+
+    def run() -> FakeResponse:
+        return retry.send_with_retries(
+            send,
+            retries=3,
+            backoff=0.5,
+            max_retry_after=60.0,
+            connect_timeout=1.0,
+            transient=(Transient,),
+            give_up=lambda exc, attempts: GaveUp(str(attempts)),
+            deadline=FakeDeadline(left),
+            sleep=sleeps.append,
+            refuse_wait=lambda response, asked: Refused(f"refused {asked:g}"),
+        )
+
+    if isinstance(expected, str):
+        with pytest.raises(Refused, match=expected):
+            run()
+    else:
+        assert run().status_code == expected
+    assert len(answers) - len(pending) == sends
+    assert sum(sleeps) == pytest.approx(slept)
+
+
+def _always_failing(**options: Any) -> tuple[int, list[float]]:
+    """(sends, sleeps) of a loop whose every send fails with a transient error."""
+    sends: list[int] = []
+    sleeps: list[float] = []
+
+    def send() -> FakeResponse:
+        sends.append(1)
+        raise Transient("refused")
+
+    with pytest.raises(GaveUp, match=str(options.pop("gives_up_after"))):
+        retry.send_with_retries(
+            send,
+            retries=3,
+            backoff=0.5,
+            max_retry_after=60.0,
+            transient=(Transient,),
+            give_up=lambda exc, attempts: GaveUp(str(attempts)),
+            sleep=sleeps.append,
+            **options,
+        )
+    return len(sends), sleeps
+
+
+def test_connection_failures_stop_at_the_deadline() -> None:
+    # No room for a delay plus another connect before the deadline.
+    sends, sleeps = _always_failing(
+        connect_timeout=1.0, deadline=FakeDeadline(1.0), gives_up_after=1
+    )
+    assert sends == 1 and sleeps == []
+
+
+def test_without_a_retry_budget_only_the_count_limits() -> None:
+    # A connect timeout this long would exceed CONNECT_RETRY_BUDGET at once.
+    sends, sleeps = _always_failing(connect_timeout=100.0, retry_budget=None, gives_up_after=4)
+    assert sends == 4 and len(sleeps) == 3
