@@ -8,7 +8,10 @@ no network at all (a network namespace of its own when the kernel allows one).
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import io
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +20,10 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from falcopkg.artifact.platforms import host_platform
+from falcopkg.oci.layout import REF_NAME
 from tests.fixtures.cli import run_cli
 from tests.fixtures.home import TmpHome
 from tests.fixtures.project import REPO_ROOT, falcopkg_command
@@ -70,6 +76,28 @@ def _isolated_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _same_deflate_as_the_committed_layout() -> bool:
+    """Whether this zlib compresses like the one that built layout/ (zlib-ng, for one, makes
+    other valid bytes): the committed rules layer, decompressed and packed again."""
+    from falcopkg.artifact.pack import GZIP_LEVEL
+
+    index = json.loads((LAYOUT / "index.json").read_text())
+    rules_ref = "registry.example.com/falco-quickstart/rules/quickstart-rules:1.0.0"
+    root = next(m for m in index["manifests"] if m["annotations"][REF_NAME] == rules_ref)
+    manifest = json.loads(_blob(root["digest"]))
+    layer = _blob(manifest["layers"][0]["digest"])
+    again = io.BytesIO()
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=again, compresslevel=GZIP_LEVEL, mtime=0
+    ) as gz:
+        gz.write(gzip.decompress(layer))
+    return again.getvalue() == layer
+
+
+def _blob(digest: str) -> bytes:
+    return (LAYOUT / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
 def test_the_committed_layout_is_what_build_layout_writes(tmp_path: Path) -> None:
     for attempt in ("first", "second"):
         result = subprocess.run(
@@ -86,6 +114,8 @@ def test_the_committed_layout_is_what_build_layout_writes(tmp_path: Path) -> Non
         assert result.returncode == 0, result.stderr
     built = _tree(tmp_path / "first" / "layout")
     assert built == _tree(tmp_path / "second" / "layout")
+    if not _same_deflate_as_the_committed_layout():
+        pytest.skip("this zlib compresses differently from the one that built layout/")
     assert built == _tree(LAYOUT), "run examples/quickstart/build_layout.py and commit layout/"
     # Small enough to keep in the repository.
     assert sum(len(data) for data in built.values()) < 8 * 1024
