@@ -129,6 +129,7 @@ def relock() -> None:
             [sys.executable, "-m", "falcopkg", "-C", str(EXAMPLE_DIR), "lock"],
             check=True,
             env=env,
+            cwd=REPO_ROOT,  # `-m falcopkg` finds the checkout's package even when not installed
         )
 
 
