@@ -35,6 +35,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "artifact": (f"{_COMMANDS}.artifact:artifact", "Search, inspect and install artifacts."),
     "cache": (f"{_COMMANDS}.cache:cache", "Inspect and clean the blob cache."),
     "export": (f"{_COMMANDS}.export:export", "Make Helm values, falcoctl.yaml or a Falco snippet."),
+    "mirror": (f"{_COMMANDS}.deploy:mirror", "Copy the locked artifacts to another registry."),
+    "vendor": (f"{_COMMANDS}.deploy:vendor", "Write the locked artifacts into an OCI layout."),
 }
 
 
