@@ -168,8 +168,12 @@ def copy_artifacts(
             finally:
                 if progress is not None:
                     progress.end()
+        # A blob two manifests share (a config of several platforms) is one item.
+        unique: dict[tuple[str, str], CopyItem] = {}
         for nodes in graphs:
-            report.items += [node.item() for node in nodes]
+            for node in nodes:
+                unique.setdefault((node.kind, node.item().destination), node.item())
+        report.items += unique.values()
         if not dry_run:
             for nodes in graphs:
                 for node in nodes:

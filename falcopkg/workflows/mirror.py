@@ -50,6 +50,7 @@ class MirrorResult:
     report: CopyReport
     origins: tuple[str, ...]  # the registries the locked artifacts come from
     referrers: int  # referrer manifests found (signatures, attestations …)
+    artifacts: int  # locked artifacts mirrored
 
     @property
     def prefix(self) -> str:
@@ -132,7 +133,9 @@ def mirror(project: Project, options: MirrorOptions) -> MirrorResult:
         if not options.dry_run:
             _record_referrers(access, jobs, target, report)
     origins = tuple(sorted({artifact.registry for artifact in lock.artifacts}))
-    return MirrorResult(destination, report, origins, len(jobs) - artifact_jobs)
+    return MirrorResult(
+        destination, report, origins, len(jobs) - artifact_jobs, len(lock.artifacts)
+    )
 
 
 def _join(prefix: str, repository: str) -> str:

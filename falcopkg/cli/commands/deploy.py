@@ -54,15 +54,12 @@ def mirror(app: AppContext, dest_prefix: str, plain_http: bool, jobs: int, dry_r
     else:
         for item in report.written:
             console.detail(f"{_VERB[item.action]} {item.kind} {item.destination}")
-    verb = "Would copy" if dry_run else "Copied"
+    referrers = f" with {quantity(result.referrers, 'referrer')}" if result.referrers else ""
+    size = f" ({format_size(report.bytes_copied)})" if report.bytes_copied else ""
+    verb = "Would mirror" if dry_run else "Mirrored"
     console.success(
-        f"{verb} {_summary(report)} to {result.prefix}"
-        + (
-            f" ({quantity(result.referrers, 'referrer')} of the locked digests)"
-            if result.referrers
-            else ""
-        )
-        + (f", {format_size(report.bytes_copied)}" if report.bytes_copied else "")
+        f"{verb} {quantity(result.artifacts, 'artifact')}{referrers} to {result.prefix}: "
+        f"{_summary(report, dry_run=dry_run)}{size}"
     )
     if not dry_run:
         console.info(f"Paste into falco.toml (or {_user_config()}) to read through the mirror:")
@@ -86,8 +83,11 @@ def vendor(app: AppContext, directory: Path, jobs: int) -> None:
     report = result.report
     for item in report.written:
         app.console.detail(f"{_VERB[item.action]} {item.kind} {item.destination}")
-    size = f", {format_size(report.bytes_copied)}" if report.bytes_copied else ""
-    app.console.success(f"Vendored into {result.directory}: {_summary(report)}{size}")
+    size = f" ({format_size(report.bytes_copied)})" if report.bytes_copied else ""
+    app.console.success(
+        f"Vendored {quantity(len(result.refs), 'root')} into {result.directory}: "
+        f"{_summary(report, dry_run=False)}{size}"
+    )
     for ref in result.refs:
         app.console.data(ref)
 
@@ -95,10 +95,10 @@ def vendor(app: AppContext, directory: Path, jobs: int) -> None:
 _VERB = {"copy": "copied", "mount": "mounted", "replace": "replaced", "present": "kept"}
 
 
-def _summary(report: CopyReport) -> str:
+def _summary(report: CopyReport, *, dry_run: bool) -> str:
     blobs: tuple[Kind, ...] = ("config", "layer")
     written = report.count("copy", blobs) + report.count("replace", blobs)
-    parts = [quantity(written, "blob")]
+    parts = [("would copy " if dry_run else "copied ") + quantity(written, "blob")]
     mounted = report.count("mount", blobs)
     if mounted:
         parts.append(f"{mounted} mounted")
