@@ -227,6 +227,7 @@ def _record_referrers(
     ``sha256-<hex>`` tag (the OCI fallback tag schema), merged with what it lists already."""
     from falcopkg.oci import mediatypes
     from falcopkg.oci.client import RegistryClient
+    from falcopkg.oci.descriptor import Descriptor
     from falcopkg.services.copy import CopyItem
 
     if not isinstance(target, RegistryClient):
@@ -236,14 +237,12 @@ def _record_referrers(
         if job.tags:  # the artifact itself and tag-schema referrers: tagged already
             continue
         manifest = target.get_manifest(job.destination_repository, job.digest)
-        subject = manifest.json().get("subject")
+        body = manifest.json()
+        subject = body.get("subject")
         if not isinstance(subject, dict) or not isinstance(subject.get("digest"), str):
             continue
-        body = manifest.json()
         artifact_type = body.get("artifactType") or (body.get("config") or {}).get("mediaType")
         annotations = body.get("annotations")
-        from falcopkg.oci.descriptor import Descriptor
-
         entry = Descriptor(
             manifest.media_type,
             manifest.digest,

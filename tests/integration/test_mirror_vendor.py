@@ -308,3 +308,61 @@ def test_a_damaged_blob_in_the_layout_is_refused_by_sync_and_replaced_by_vendor(
     assert repaired.exit_code == 0, repaired
     assert layer.digest in repaired.stderr and "replac" in repaired.stderr
     assert OciLayout(layout, origin.host).verify() == []
+
+
+def test_mirror_copies_oci_referrers_listed_in_the_referrers_tag_schema(
+    tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
+) -> None:
+    """A registry without the referrers API (distribution 2.8) lists a digest's referrers in
+    an image index tagged ``sha256-<hex>``: that index and every referrer in it arrive."""
+    origin, destination = registry_factory("plain"), registry_factory("plain")
+    project = _origin_project(tmp_path, origin)
+    rules = next(a for a in _lock(project).artifacts if a.name == "falco-rules")
+    repository = f"{project.repo_prefix}/falco-rules"
+    with project.client() as client:
+        subject = client.get_manifest(repository, rules.digest)
+        bundle = b'{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}'
+        empty = b"{}"
+        referrer = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "config": _descriptor("application/vnd.oci.empty.v1+json", empty),
+                "layers": [_descriptor("application/vnd.dev.sigstore.bundle.v0.3+json", bundle)],
+                "subject": {
+                    "mediaType": subject.media_type,
+                    "digest": subject.digest,
+                    "size": subject.size,
+                },
+            }
+        ).encode()
+        client.upload_blob(repository, empty, _digest(empty), len(empty))
+        client.upload_blob(repository, bundle, _digest(bundle), len(bundle))
+        referrer_digest = client.put_manifest(repository, _digest(referrer), referrer, OCI_MANIFEST)
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                        "digest": referrer_digest,
+                        "size": len(referrer),
+                    }
+                ],
+            }
+        ).encode()
+        tag = rules.digest.replace(":", "-")
+        index_digest = client.put_manifest(
+            repository, tag, index, "application/vnd.oci.image.index.v1+json"
+        )
+
+    _mirror(project, f"{destination.host}/m", "--plain-http")
+    with RegistryClient(destination.host, RegistryOptions(plain_http=True)) as client:
+        listed = client.head_manifest(f"m/{repository}", tag)
+        assert listed is not None and listed.digest == index_digest
+        copied = client.get_manifest(f"m/{repository}", referrer_digest)
+        assert copied.data == referrer
+        assert client.head_blob(f"m/{repository}", _digest(bundle)) == len(bundle)
