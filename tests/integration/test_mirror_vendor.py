@@ -366,3 +366,19 @@ def test_mirror_copies_oci_referrers_listed_in_the_referrers_tag_schema(
         copied = client.get_manifest(f"m/{repository}", referrer_digest)
         assert copied.data == referrer
         assert client.head_blob(f"m/{repository}", _digest(bundle)) == len(bundle)
+
+
+def test_mirror_to_a_registry_that_needs_credentials_uses_the_usual_chain(
+    tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
+) -> None:
+    from falcopkg.oci.credentials import env_var_names
+
+    origin, destination = registry_factory("plain"), registry_factory("basic")
+    project = _origin_project(tmp_path, origin)
+    refused = run_cli("-C", project.root, "mirror", f"{destination.host}/m", "--plain-http")
+    assert refused.exit_code == 1 and "login" in refused.stderr, refused
+    user_var, password_var = env_var_names(destination.host)
+    env = {user_var: destination.username or "", password_var: destination.password or ""}
+    result = run_cli("-C", project.root, "mirror", f"{destination.host}/m", "--plain-http", env=env)
+    assert result.exit_code == 0, result
+    assert (destination.password or "?") not in result.output
