@@ -39,6 +39,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         f"{_COMMANDS}.completion:completion",
         "Print the shell completion script (bash, zsh, fish).",
     ),
+    "mirror": (f"{_COMMANDS}.deploy:mirror", "Copy the locked artifacts to another registry."),
+    "vendor": (f"{_COMMANDS}.deploy:vendor", "Write the locked artifacts into an OCI layout."),
 }
 
 

@@ -365,6 +365,39 @@ class RegistryClient:
             )
         return digest
 
+    def referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
+        """The manifests whose ``subject`` is ``digest`` (OCI referrers API), or None when the
+        registry has no such API (404: distribution 2.8; use the ``sha256-<hex>`` tags)."""
+        check_repository(repository)
+        split_digest(digest)
+        what = f"referrers of {self.host}/{repository}@{digest}"
+        url = self._url(f"/v2/{repository}/referrers/{digest}")
+        headers = {"Accept": mediatypes.OCI_INDEX}
+        found: list[Descriptor] = []
+        seen: set[str] = set()
+        while url and url not in seen and len(seen) < MAX_TAG_PAGES:
+            seen.add(url)
+            scopes = (Scope.of(repository, "pull"),)
+            with self._send(
+                "GET", url, scopes=scopes, headers=headers, stream=True, what=what
+            ) as resp:
+                if resp.status_code == 404:
+                    return None
+                if resp.status_code != 200:
+                    raise self._error(resp, what)
+                data = _read_limited(resp, MAX_MANIFEST_SIZE, what, self.transport)
+                body = _json_object(data, what)
+                next_link = resp.links.get("next", {}).get("url")
+            entries = body.get("manifests")
+            if not isinstance(entries, list):
+                return None  # not a referrers answer: treat the API as missing
+            found += [
+                Descriptor.from_dict(entry, context=f"{what} manifests[{number}]")
+                for number, entry in enumerate(entries)
+            ]
+            url = urljoin(url, next_link) if next_link else ""
+        return found
+
     # -- API: blobs -------------------------------------------------------------------------------
     def head_blob(self, repository: str, digest: str) -> int | None:
         """The blob's size if the repository has it, else None."""

@@ -79,7 +79,7 @@ def _isolated_env(home: Path) -> dict[str, str]:
 def _same_deflate_as_the_committed_layout() -> bool:
     """Whether this zlib compresses like the one that built layout/ (zlib-ng, for one, makes
     other valid bytes): the committed rules layer, decompressed and packed again."""
-    from falcopkg.artifact.pack import GZIP_LEVEL
+    from falcopkg.artifact.parallel_gzip import DEFAULT_LEVEL, ParallelGzipWriter
 
     index = json.loads((LAYOUT / "index.json").read_text())
     rules_ref = "registry.example.com/falco-quickstart/rules/quickstart-rules:1.0.0"
@@ -87,10 +87,9 @@ def _same_deflate_as_the_committed_layout() -> bool:
     manifest = json.loads(_blob(root["digest"]))
     layer = _blob(manifest["layers"][0]["digest"])
     again = io.BytesIO()
-    with gzip.GzipFile(
-        filename="", mode="wb", fileobj=again, compresslevel=GZIP_LEVEL, mtime=0
-    ) as gz:
-        gz.write(gzip.decompress(layer))
+    writer = ParallelGzipWriter(again, level=DEFAULT_LEVEL, threads=1)
+    writer.write(gzip.decompress(layer))
+    writer.close()
     return again.getvalue() == layer
 
 
