@@ -35,6 +35,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "artifact": (f"{_COMMANDS}.artifact:artifact", "Search, inspect and install artifacts."),
     "cache": (f"{_COMMANDS}.cache:cache", "Inspect and clean the blob cache."),
     "export": (f"{_COMMANDS}.export:export", "Make Helm values, falcoctl.yaml or a Falco snippet."),
+    "follow": (f"{_COMMANDS}.follow:follow", "Keep installs on the newest allowed versions."),
 }
 
 
