@@ -264,14 +264,14 @@ def follow(
             else:
                 outcome.failures = 0
                 delay = options.every
-                if not options.once:
-                    log.event(
-                        "round",
-                        _summary(result) + f"; next round in {format_duration(delay)}",
-                        changes=len(result.changes),
-                        held_back=len(result.held_back),
-                        next_in=delay,
-                    )
+                later = "" if options.once else f"; next round in {format_duration(delay)}"
+                log.event(
+                    "round",
+                    _summary(result) + later,
+                    changes=len(result.changes),
+                    held_back=len(result.held_back),
+                    next_in=None if options.once else delay,
+                )
             finally:
                 outcome.rounds += 1
                 project = None

@@ -25,6 +25,7 @@ from tests.fixtures.project import (
     RULES_V2,
     Project,
     falcopkg_command,
+    push_plugin,
     standard_project,
 )
 from tests.fixtures.proxy import RecordingProxy, ScriptedAnswer
@@ -120,6 +121,32 @@ def test_a_requirement_target_does_not_meet_is_held_back_and_named(project: Proj
     held = [r for r in records if r["event"] == "held_back"]
     assert held and held[0]["name"] == "falco-rules" and held[0]["version"] == "1.1.0"
     assert held[0]["locked"] == "1.0.0" and "0.43.0" in held[0]["reasons"][0]
+
+
+def test_a_version_other_artifacts_rule_out_is_held_back_with_the_conflict(
+    project: Project,
+) -> None:
+    standard_project(project)
+    project.dependencies["container"] = "0.4"
+    project.write_manifest()
+    assert project.sync().exit_code == 0
+    push_plugin(project, "container", "0.5.0")
+    project.push(
+        "falco-rules",
+        "1.1.0",
+        {"falco_rules.yaml": RULES_V2},
+        requires_plugins=[("container", "0.5.0")],
+    )
+    result = follow(project)
+    assert result.exit_code == 0, result
+    assert "falco-rules 1.1.0 held back: falco-rules 1.1.0 requires container" in result.stderr
+    assert 'falco.toml requires container = "0.4"' in result.stderr
+    assert locked_versions(project) == {
+        "container": "0.4.1",
+        "falco-rules": "1.0.0",
+        "other-rules": "1.0.0",
+    }
+    assert "Nothing new" in result.stderr
 
 
 class VersionsServer:
@@ -260,3 +287,27 @@ def test_sigterm_between_rounds_exits_cleanly_and_followers_do_not_overlap(
     assert "Stopped on SIGTERM" in rest
     assert project.installed()["rules/falco_rules.yaml"] == RULES_V1
     assert follow(project).exit_code == 0  # the lock was released
+
+
+def test_bad_durations_are_usage_errors_and_json_errors_stay_json(
+    tmp_home: TmpHome, tmp_path: Path
+) -> None:
+    (tmp_path / "falco.toml").write_text("[dependencies]\n")
+    bad = run_cli("-C", tmp_path, "follow", "--every", "5")
+    assert bad.exit_code == 2 and "invalid duration '5' for --every" in bad.stderr
+    zero = run_cli("-C", tmp_path, "follow", "--every", "0s")
+    assert zero.exit_code == 2
+    failed = run_cli(
+        "-C",
+        tmp_path,
+        "follow",
+        "--once",
+        "--log-format",
+        "json",
+        "--falco-versions",
+        str(tmp_path / "missing.json"),
+    )
+    assert failed.exit_code == 1
+    (record,) = [json.loads(line) for line in failed.stderr.splitlines()]
+    assert record["level"] == "error" and "cannot read Falco versions" in record["message"]
+    assert not (tmp_path / "falco.lock").exists()

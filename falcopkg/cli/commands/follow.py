@@ -174,7 +174,7 @@ def follow(
     except FalcopkgError as exc:
         if log_format != "json":
             raise
-        log.error(exc.message, exc.hint)
-        raise click.exceptions.Exit(exc.exit_code) from None
+        log.error(exc.message, exc.hint)  # as a JSON line, not main()'s plain text
+        raise SystemExit(exc.exit_code) from None
     if outcome.stopped_by is not None:
         log.event("stopped", f"Stopped on {outcome.stopped_by}", signal=outcome.stopped_by)
