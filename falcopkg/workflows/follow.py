@@ -133,7 +133,18 @@ class LockChange:
             return f"{self.name} {self.after} added"
         if self.after is None:
             return f"{self.name} {self.before} removed"
-        return f"{self.name} {self.before} → {self.after}"
+        return f"{self.name} {self.before} → {self.after}" + (
+            " (downgrade)" if self.is_downgrade else ""
+        )
+
+    @property
+    def is_downgrade(self) -> bool:
+        """A lower version: what the running Falco can load when it cannot load the lock's."""
+        from falcopkg.core.versions import parse_version
+
+        before = parse_version(self.before or "")
+        after = parse_version(self.after or "")
+        return before is not None and after is not None and after < before
 
 
 @dataclass(frozen=True)
@@ -207,7 +218,12 @@ def run_round(project: Project, options: FollowOptions, log: FollowLog) -> Round
         )
     for change in changes:
         log.event(
-            "change", change.message, name=change.name, before=change.before, after=change.after
+            "change",
+            change.message,
+            name=change.name,
+            before=change.before,
+            after=change.after,
+            downgrade=change.is_downgrade or None,
         )
     # The session over the lock just resolved: sync applies it as it is (no second
     # staleness check), through the no-op fast path when nothing changed on disk.
