@@ -9,7 +9,7 @@ costs one tags request per artifact, and with ``offline`` uses only cached metad
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -154,12 +154,13 @@ def _provider(
     offline: bool,
     stores: RegistryAccess | None,
     cache: BlobCache,
+    also_known: Mapping[tuple[str, str], str] | None = None,
 ) -> RegistryMetadataProvider:
     """A metadata provider that knows the digests ``locked`` pins (the lock is the cache of
-    tag → digest, so kept versions need no manifest request)."""
+    tag → digest, so kept versions need no manifest request), and ``also_known`` ones."""
     from falcopkg.services.metadata import RegistryMetadataProvider, tag_key
 
-    known_digests: dict[tuple[str, str], str] = {}
+    known_digests: dict[tuple[str, str], str] = dict(also_known or {})
     for artifact in locked:
         if artifact.version is not None:
             known_digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
@@ -259,6 +260,15 @@ class HeldBack:
     version: str  # the newest version the constraints allow
     chosen: str | None  # what resolved instead
     reasons: tuple[str, ...]
+    source: str = ""  # where it lives, and its root digest: known_digests for the next round
+    digest: str = ""
+
+    @property
+    def known_digest(self) -> tuple[tuple[str, str], str]:
+        """``((source, tag_key), digest)``: `follow` passes it back as ``also_known``."""
+        from falcopkg.services.metadata import tag_key
+
+        return (self.source, tag_key(self.version)), self.digest
 
 
 @dataclass(frozen=True)
@@ -278,6 +288,7 @@ def resolve_upgrades(
     stores: RegistryAccess | None,
     cache: BlobCache,
     console: Messages | None = None,
+    also_known: Mapping[tuple[str, str], str] | None = None,
 ) -> Upgrades:
     """`lock --upgrade` for `follow` (SPEC §11): the newest versions falco.toml allows whose
     requirements both [target] and ``running`` (a running Falco's versions) meet, and each
@@ -285,12 +296,15 @@ def resolve_upgrades(
 
     The current lock's digests are known (``known_digests``), so with nothing new each
     repository costs one tags request. The lock records falco.toml's own target, so it stays
-    fresh for `sync`.
+    fresh for `sync`. ``also_known`` adds tag digests seen before (`follow` passes the
+    held-back ones of its last round, so they cost no manifest request either).
     """
     from falcopkg.core.falco_versions import stricter_target
 
     locked = current.artifacts if current is not None else ()
-    provider = _provider(manifest, locked, offline=False, stores=stores, cache=cache)
+    provider = _provider(
+        manifest, locked, offline=False, stores=stores, cache=cache, also_known=also_known
+    )
     target = manifest.target if running is None else stricter_target(manifest.target, running)
     if console is not None:
         console.detail(f"resolving {len(manifest.dependencies)} dependencies allowing upgrades")
@@ -352,7 +366,14 @@ def _held_back(
             reasons.append("; ".join(lines[1:] or lines))
     if not reasons:
         reasons.append("the artifacts that depend on it rule it out")
-    return HeldBack(name, str(version), str(resolved.version), tuple(reasons))
+    return HeldBack(
+        name,
+        str(version),
+        str(resolved.version),
+        tuple(reasons),
+        source=resolved.location.source,
+        digest=metadata.digest,
+    )
 
 
 def _constraints_on(

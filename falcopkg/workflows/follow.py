@@ -14,8 +14,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,19 +48,12 @@ class FollowLog(Protocol):
 
 
 class Clock(Protocol):
-    def now(self) -> float:
-        """Monotonic seconds."""
-        ...
-
     def sleep(self, seconds: float, stop: StopSignal) -> None:
         """Wait ``seconds``, returning early once ``stop`` is requested."""
         ...
 
 
 class SystemClock:
-    def now(self) -> float:
-        return time.monotonic()
-
     def sleep(self, seconds: float, stop: StopSignal) -> None:
         stop.wait(seconds)
 
@@ -186,8 +178,15 @@ def _shown(artifact: LockedArtifact | None) -> str | None:
     return artifact.version or f"@{artifact.digest[:19]}"
 
 
-def run_round(project: Project, options: FollowOptions, log: FollowLog) -> RoundResult:
-    """One round: resolve with upgrades, log, write falco.lock, apply like `sync`."""
+def run_round(
+    project: Project,
+    options: FollowOptions,
+    log: FollowLog,
+    *,
+    known_digests: Mapping[tuple[str, str], str] | None = None,
+) -> RoundResult:
+    """One round: resolve with upgrades, log, write falco.lock, apply like `sync`.
+    ``known_digests``: the held-back candidates of the last round (no manifest request)."""
     from falcopkg.services.resolution import resolve_upgrades
 
     falco = None
@@ -195,6 +194,12 @@ def run_round(project: Project, options: FollowOptions, log: FollowLog) -> Round
         from falcopkg.services.falco_versions import read_falco_versions
 
         falco = read_falco_versions(options.falco_versions)
+        plugins = ", ".join(f"{n} {v}" for n, v in falco.plugin_versions.items()) or "none"
+        project.reporter.detail(
+            f"Falco {falco.falco_version or '(version not reported)'} at {falco.source}: engine "
+            f"{falco.engine_version or '?'}, plugin API {falco.plugin_api_version or '?'}, "
+            f"plugins loaded: {plugins}"
+        )
     manifest = project.manifest
     existing = project.existing_lock(damaged="warn")
     with project.registries(offline=False) as registries:
@@ -205,6 +210,7 @@ def run_round(project: Project, options: FollowOptions, log: FollowLog) -> Round
             stores=registries,
             cache=project.cache,
             console=project.reporter,
+            also_known=known_digests,
         )
     changes = lock_changes(existing, upgrades.lock)
     for held in upgrades.held_back:
@@ -256,6 +262,7 @@ def follow(
     with follow_lock(first.directory):
         delay = options.start_jitter * rand()
         project: Project | None = first
+        held_digests: dict[tuple[str, str], str] = {}
         while True:
             if delay > 0:
                 outcome.delays.append(delay)
@@ -263,7 +270,10 @@ def follow(
             if stop.requested:
                 break
             try:
-                result = run_round(project or open_project(), options, log)
+                result = run_round(
+                    project or open_project(), options, log, known_digests=held_digests
+                )
+                held_digests = dict(held.known_digest for held in result.held_back)
                 render(result)
             except FalcopkgError as exc:
                 if options.once:

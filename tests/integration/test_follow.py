@@ -20,6 +20,7 @@ from falcopkg.core.lockfile import parse_lock
 from tests.fixtures.cli import CliResult, run_cli
 from tests.fixtures.home import TmpHome
 from tests.fixtures.project import (
+    HOST,
     REPO_ROOT,
     RULES_V1,
     RULES_V2,
@@ -324,3 +325,51 @@ def test_bad_durations_are_usage_errors_and_json_errors_stay_json(
     (record,) = [json.loads(line) for line in failed.stderr.splitlines()]
     assert record["level"] == "error" and "cannot read Falco versions" in record["message"]
     assert not (tmp_path / "falco.lock").exists()
+
+
+def test_a_held_back_candidate_costs_nothing_more_in_later_rounds(
+    project: Project, proxy: RecordingProxy, tmp_home: TmpHome
+) -> None:
+    from falcopkg.workflows.follow import FollowOptions, StopSignal
+    from falcopkg.workflows.follow import follow as follow_workflow
+    from falcopkg.workflows.project import Project as Session
+    from falcopkg.workflows.reporter import SilentReporter
+    from falcopkg.workflows.sync import SyncOptions
+
+    standard_project(project)
+    with_target(project, "0.43.0")
+    project.push("falco-rules", "1.1.0", {"falco_rules.yaml": requiring("0.50.0", RULES_V2)})
+
+    class ClearingClock:
+        """No sleeping: the first wait forgets round 1's requests, the second stops."""
+
+        waits = 0
+
+        def sleep(self, seconds: float, stop: StopSignal) -> None:
+            self.waits += 1
+            if self.waits == 1:
+                proxy.clear()
+            else:
+                stop.request("test")
+
+    events: list[tuple[str, str]] = []
+
+    class Log:
+        def event(self, kind: str, message: str, **fields: object) -> None:
+            events.append((kind, message))
+
+    outcome = follow_workflow(
+        FollowOptions(SyncOptions(platform=HOST), every=60.0, jitter=0.0),
+        open_project=lambda: Session.open(
+            project.root / "falco.toml", cache_dir=tmp_home.cache_dir, reporter=SilentReporter()
+        ),
+        log=Log(),
+        clock=ClearingClock(),
+    )
+    assert outcome.rounds == 2 and outcome.stopped_by == "test"
+    assert [kind for kind, _ in events].count("held_back") == 2
+    second_round = proxy.paths()
+    assert len(second_round) == 3 and all(p.endswith("/tags/list") for p in second_round), (
+        second_round
+    )
+    assert locked_versions(project)["falco-rules"] == "1.0.0"

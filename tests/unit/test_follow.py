@@ -152,14 +152,9 @@ class FakeClock:
     def __init__(self, stop_after: int) -> None:
         self.waits: list[float] = []
         self.stop_after = stop_after
-        self.time = 0.0
-
-    def now(self) -> float:
-        return self.time
 
     def sleep(self, seconds: float, stop: StopSignal) -> None:
         self.waits.append(seconds)
-        self.time += seconds
         if len(self.waits) >= self.stop_after:
             stop.request("SIGTERM")
 
@@ -188,7 +183,7 @@ def test_the_loop_jitters_backs_off_honours_retry_after_and_stops(
     ]
     rounds: list[int] = []
 
-    def fake_round(project: object, options: object, log: object) -> object:
+    def fake_round(project: object, options: object, log: object, **_: object) -> object:
         rounds.append(len(rounds))
         outcome = outcomes.pop(0)
         if outcome is not None:
@@ -215,7 +210,7 @@ def test_the_loop_jitters_backs_off_honours_retry_after_and_stops(
 
 
 def test_once_raises_the_rounds_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(project: object, options: object, log: object) -> object:
+    def failing(project: object, options: object, log: object, **_: object) -> object:
         raise FalcopkgError("no registry")
 
     monkeypatch.setattr(follow_module, "run_round", failing)
