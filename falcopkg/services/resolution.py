@@ -308,7 +308,20 @@ def resolve_upgrades(
     target = manifest.target if running is None else stricter_target(manifest.target, running)
     if console is not None:
         console.detail(f"resolving {len(manifest.dependencies)} dependencies allowing upgrades")
-    resolution = _resolve(manifest, provider, {}, target=target)
+    from falcopkg.errors import ResolutionError
+
+    try:
+        resolution = _resolve(manifest, provider, {}, target=target)
+    except ResolutionError as exc:
+        if target != manifest.target:
+            # The messages say "[target]"; here that is the older of it and the running Falco.
+            exc.message += (
+                f"\n  (requirements were checked against the older of [target] and the running "
+                f"Falco: engine_version {target.engine_version or 'unset'}, plugin_api_version "
+                f"{target.plugin_api_version or 'unset'})"
+            )
+            exc.args = (exc.message,)
+        raise
     artifacts = tuple(
         _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
     )

@@ -373,3 +373,18 @@ def test_a_held_back_candidate_costs_nothing_more_in_later_rounds(
         second_round
     )
     assert locked_versions(project)["falco-rules"] == "1.0.0"
+
+
+def test_when_nothing_suits_the_running_falco_the_error_says_what_was_checked(
+    project: Project, tmp_path: Path
+) -> None:
+    project.push("strict-rules", "1.0.0", {"strict.yaml": requiring("0.50.0", RULES_V1)})
+    project.dependencies = {"strict-rules": "1"}
+    project.write_manifest()
+    versions = tmp_path / "versions.json"
+    versions.write_text(json.dumps(FALCO_0_41))
+    result = follow(project, "--falco-versions", str(versions))
+    assert result.exit_code == 1, result
+    assert "no set of versions satisfies falco.toml" in result.stderr
+    assert "older of [target] and the running Falco: engine_version 0.43.0" in result.stderr
+    assert not project.lock_path.exists()

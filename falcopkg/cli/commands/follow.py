@@ -31,7 +31,9 @@ class LogConsole(Console):
     log_format: str = "text"
 
     def event(self, kind: str, message: str, **fields: object) -> None:
-        self._emit(EVENT_LEVELS.get(kind, "info"), kind, message, fields)
+        level = EVENT_LEVELS.get(kind, "info")
+        if level != "info" or self.verbosity >= 0:  # -q keeps warnings and errors
+            self._emit(level, kind, message, fields)
 
     def info(self, message: str) -> None:
         if self.verbosity >= 0:
