@@ -41,6 +41,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "mirror": (f"{_COMMANDS}.deploy:mirror", "Copy the locked artifacts to another registry."),
     "vendor": (f"{_COMMANDS}.deploy:vendor", "Write the locked artifacts into an OCI layout."),
+    "follow": (f"{_COMMANDS}.follow:follow", "Keep installs on the newest allowed versions."),
 }
 
 

@@ -530,9 +530,14 @@ def _indexes_now_ahead(
 
 
 def unmet_requirements(
-    label: str, requirements: Mapping[str, str], target: TargetSettings
+    label: str,
+    requirements: Mapping[str, str],
+    target: TargetSettings,
+    *,
+    against: str = "[target]",
 ) -> list[str]:
     """Messages for each requirement ``target`` does not meet (unset target values pass).
+    ``against`` names where ``target`` comes from (`follow`: "the running Falco's").
 
     Falco's rule applies: the target must have the same major version and be at least the
     required one; a legacy integer ``engine_version`` N means 0.N.0.
@@ -552,7 +557,7 @@ def unmet_requirements(
         if not ok:
             shown = needed if needed == required else f"{required} (= {needed})"
             problems.append(
-                f"{label} requires {name} {shown} (same major, at least that), but [target] "
+                f"{label} requires {name} {shown} (same major, at least that), but {against} "
                 f"{setting} is {actual}"
             )
     return problems

@@ -802,6 +802,9 @@ class RegistryClient:
             "status": status,
             "code": code,
             "registry_message": message,
+            "retry_after": parse_retry_after(resp.headers.get("Retry-After"))
+            if status in (429, 503)
+            else None,
         }
         if status == 404 or code in _NOT_FOUND_CODES:
             return NotFoundError(

@@ -15,6 +15,7 @@ class RegistryError(NetworkError):
 
     ``status`` is the HTTP status (None when no response was received), ``code`` and
     ``registry_message`` come from the first entry of the JSON ``errors`` body, if any.
+    ``retry_after`` is the seconds a 429/503 ``Retry-After`` asked for (`follow` waits them).
     """
 
     def __init__(
@@ -26,12 +27,14 @@ class RegistryError(NetworkError):
         status: int | None = None,
         code: str | None = None,
         registry_message: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.host = host
         self.status = status
         self.code = code
         self.registry_message = registry_message
+        self.retry_after = retry_after
 
 
 class NotFoundError(RegistryError):

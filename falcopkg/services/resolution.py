@@ -9,7 +9,7 @@ costs one tags request per artifact, and with ``offline`` uses only cached metad
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -23,7 +23,7 @@ from falcopkg.core.resolver import (
     ResolvedArtifact,
     resolve,
 )
-from falcopkg.core.versions import Version
+from falcopkg.core.versions import Constraint, Version
 from falcopkg.errors import FalcopkgError, UsageError
 
 # Re-exported: they lived here before services.project_files, which sync uses without the resolver.
@@ -32,7 +32,7 @@ from falcopkg.services.project_files import write_lock_if_changed as write_lock_
 
 if TYPE_CHECKING:
     from falcopkg.core.index_config import IndexConfig
-    from falcopkg.core.manifest import Manifest
+    from falcopkg.core.manifest import DependencySpec, Manifest, TargetSettings
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import IndexStore, LoadedIndex
     from falcopkg.services.metadata import RegistryMetadataProvider
@@ -183,12 +183,13 @@ def _provider(
     stores: RegistryAccess | None,
     cache: BlobCache,
     console: Messages | None = None,
+    also_known: Mapping[tuple[str, str], str] | None = None,
 ) -> RegistryMetadataProvider:
     """A metadata provider that knows the digests ``locked`` pins (the lock is the cache of
-    tag → digest, so kept versions need no manifest request)."""
+    tag → digest, so kept versions need no manifest request), and ``also_known`` ones."""
     from falcopkg.services.metadata import RegistryMetadataProvider, tag_key
 
-    known_digests: dict[tuple[str, str], str] = {}
+    known_digests: dict[tuple[str, str], str] = dict(also_known or {})
     for artifact in locked:
         if artifact.version is not None:
             known_digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
@@ -212,11 +213,14 @@ def _resolve(
     preferences: dict[str, Version],
     *,
     requested_by: str | None = None,
+    target: TargetSettings | None = None,
+    roots: Sequence[DependencySpec] | None = None,
 ) -> Resolution:
+    """``target`` replaces [target] for requirement checks; ``roots`` the dependencies."""
     return resolve(
-        list(manifest.dependencies.values()),
+        list(manifest.dependencies.values()) if roots is None else list(roots),
         provider,
-        manifest.target,
+        target if target is not None else manifest.target,
         manifest.target.platforms,
         preferences,
         allowed_types=manifest.install.allowed_types,
@@ -279,6 +283,174 @@ def find_outdated(
             OutdatedArtifact(artifact.name, artifact.type, artifact.version, allowed, latest)
         )
     return rows
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A newer version falco.toml's constraints allow that the lock did not take, and why."""
+
+    name: str
+    version: str  # the newest version the constraints allow
+    chosen: str | None  # what resolved instead
+    reasons: tuple[str, ...]
+    source: str = ""  # where it lives, and its root digest: known_digests for the next round
+    digest: str = ""
+
+    @property
+    def known_digest(self) -> tuple[tuple[str, str], str]:
+        """``((source, tag_key), digest)``: `follow` passes it back as ``also_known``."""
+        from falcopkg.services.metadata import tag_key
+
+        return (self.source, tag_key(self.version)), self.digest
+
+
+@dataclass(frozen=True)
+class Upgrades:
+    lock: Lock
+    held_back: tuple[HeldBack, ...] = ()
+
+
+RUNNING_FALCO = "the running Falco's"
+
+
+def resolve_upgrades(
+    manifest: Manifest,
+    current: Lock | None,
+    *,
+    running: TargetSettings | None = None,
+    stores: RegistryAccess | None,
+    cache: BlobCache,
+    console: Messages | None = None,
+    also_known: Mapping[tuple[str, str], str] | None = None,
+) -> Upgrades:
+    """`lock --upgrade` for `follow` (SPEC §11): the newest versions falco.toml allows whose
+    requirements both [target] and ``running`` (a running Falco's versions) meet, and each
+    newer version held back with its reasons.
+
+    The current lock's digests are known (``known_digests``), so with nothing new each
+    repository costs one tags request. The lock records falco.toml's own target, so it stays
+    fresh for `sync`. ``also_known`` adds tag digests seen before (`follow` passes the
+    held-back ones of its last round, so they cost no manifest request either).
+    """
+    from falcopkg.core.falco_versions import stricter_target
+
+    locked = current.artifacts if current is not None else ()
+    provider = _provider(
+        manifest,
+        locked,
+        offline=False,
+        stores=stores,
+        cache=cache,
+        also_known=also_known,
+        console=console,
+    )
+    target = manifest.target if running is None else stricter_target(manifest.target, running)
+    if console is not None:
+        console.detail(f"resolving {len(manifest.dependencies)} dependencies allowing upgrades")
+    from falcopkg.errors import ResolutionError
+
+    try:
+        resolution = _resolve(manifest, provider, {}, target=target)
+    except ResolutionError as exc:
+        if target != manifest.target:
+            # The messages say "[target]"; here that is the older of it and the running Falco.
+            exc.message += (
+                f"\n  (requirements were checked against the older of [target] and the running "
+                f"Falco: engine_version {target.engine_version or 'unset'}, plugin_api_version "
+                f"{target.plugin_api_version or 'unset'})"
+            )
+            exc.args = (exc.message,)
+        raise
+    artifacts = tuple(
+        _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
+    )
+    lock = Lock(LockInputs.from_manifest(manifest), artifacts)
+    checks = [(manifest.target, "[target]")]
+    if running is not None:
+        checks.append((running, RUNNING_FALCO))
+    held = [
+        found
+        for name in sorted(resolution.artifacts)
+        if (found := _held_back(manifest, resolution, name, provider, target, checks)) is not None
+    ]
+    return Upgrades(lock, tuple(held))
+
+
+def _held_back(
+    manifest: Manifest,
+    resolution: Resolution,
+    name: str,
+    provider: RegistryMetadataProvider,
+    target: TargetSettings,
+    checks: Sequence[tuple[TargetSettings, str]],
+) -> HeldBack | None:
+    """``name``'s newest version that the constraints on it allow (ignoring requirements),
+    when that is newer than what resolved; None otherwise."""
+    from falcopkg.core.lockfile import unmet_requirements
+    from falcopkg.errors import ResolutionError
+
+    resolved = resolution.artifacts[name]
+    spec = manifest.dependencies.get(name)
+    if resolved.version is None or (spec is not None and spec.is_pinned):
+        return None
+    newest = _newest_allowed(provider.versions(name), _constraints_on(resolution, name, spec))
+    if newest is None or newest[0] <= resolved.version:
+        return None
+    version, tag = newest
+    label = f"{name} {version}"
+    metadata = provider.metadata(name, tag)
+    reasons = [
+        problem.removeprefix(f"{label} ")
+        for settings, against in checks
+        for problem in unmet_requirements(label, metadata.requirements, settings, against=against)
+    ]
+    if not reasons and spec is not None:
+        # Requirements pass: something else rules it out; resolving with it says what.
+        exact = replace(spec, version=Constraint.parse(f"={version}"))
+        roots: list[DependencySpec] = [
+            exact if other.name == name else other for other in manifest.dependencies.values()
+        ]
+        try:
+            _resolve(manifest, provider, {}, target=target, roots=roots)
+            reasons.append("another artifact decided first rules it out")
+        except ResolutionError as exc:
+            lines = [line.strip() for line in exc.message.splitlines()]
+            reasons.append("; ".join(lines[1:] or lines))
+    if not reasons:
+        reasons.append("the artifacts that depend on it rule it out")
+    return HeldBack(
+        name,
+        str(version),
+        str(resolved.version),
+        tuple(reasons),
+        source=resolved.location.source,
+        digest=metadata.digest,
+    )
+
+
+def _constraints_on(
+    resolution: Resolution, name: str, spec: DependencySpec | None
+) -> list[Constraint]:
+    """What falco.toml and the artifacts that resolved say about ``name``'s version."""
+    found = [spec.constraint] if spec is not None else []
+    for edge in resolution.edges:
+        if edge.child == name and edge.parent is not None:
+            found.append(replace(Constraint.parse(edge.constraint), falco_rule=True))
+    return found
+
+
+def _newest_allowed(
+    versions: Sequence[tuple[Version, str]], constraints: Sequence[Constraint]
+) -> tuple[Version, str] | None:
+    """The newest version every constraint allows; a pre-release only when a falco.toml
+    constraint asks for one (the resolver's rule)."""
+    for version, tag in versions:
+        if not all(c.allows(version) for c in constraints):
+            continue
+        if version.prerelease and not any(not c.falco_rule for c in constraints):
+            continue
+        return version, tag
+    return None
 
 
 def _locked(resolved: ResolvedArtifact, platforms: Sequence[str]) -> LockedArtifact:

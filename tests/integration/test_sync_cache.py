@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from falcopkg.cli.commands.cache import parse_duration
+from falcopkg.durations import parse_duration
 from falcopkg.errors import UsageError
 from falcopkg.services.cache import BlobCache
 from tests.fixtures.cli import run_cli
@@ -33,13 +33,13 @@ DAY = 86400.0
     ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+    assert parse_duration(text, option="--max-age", bare_unit="d") == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "-1d", "3y", "d"])
+@pytest.mark.parametrize("text", ["", "soon", "-1d", "3y", "d", "\u0663d"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="invalid duration"):
-        parse_duration(text)
+        parse_duration(text, option="--max-age", bare_unit="d")
 
 
 def test_cache_dir_honours_env_and_option(tmp_home: TmpHome, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ BASE_MODULES = (
     "errors",
     "defaults",
     "digests",
+    "durations",
     "text",
     "fsutil",
     "paths",

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
 from falcopkg.cli.context import AppContext, pass_app
-from falcopkg.errors import UsageError
-
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``30d``, ``12h``, ``90m``, ``45s``, ``2w``; a bare number means days."""
-    match = _DURATION_RE.match(text)
-    if match is None:
-        raise UsageError(
-            f"invalid duration {text!r} for --max-age",
-            hint="write a number with a unit: 30d, 12h, 90m, 45s, 2w",
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+from falcopkg.durations import parse_duration
 
 
 @click.group()
@@ -62,7 +46,9 @@ def prune(app: AppContext, max_age: str) -> None:
     from falcopkg.cli.progress import format_size
     from falcopkg.services.cache import cache_usage, prune_cache
 
-    removed = prune_cache(app.cache_dir, max_age_seconds=parse_duration(max_age))
+    removed = prune_cache(
+        app.cache_dir, max_age_seconds=parse_duration(max_age, option="--max-age", bare_unit="d")
+    )
     left = cache_usage(app.cache_dir)
     app.console.info(
         f"Pruned {removed.files} files ({format_size(removed.bytes)}); "
