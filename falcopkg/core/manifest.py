@@ -110,6 +110,8 @@ class DependencySpec:
     index: str | None = None
     tag: str | None = None
     digest: str | None = None
+    # Where falco.toml says it ("falco.toml:12"), for messages; not part of its meaning.
+    where: str | None = field(default=None, compare=False)
 
     @property
     def constraint(self) -> Constraint:
@@ -437,7 +439,16 @@ class _Reader:
     ) -> dict[str, DependencySpec]:
         table = self.table(value, ("dependencies",))
         index_names = [index.name for index in indexes]
-        return {name: self.dependency(name, raw, index_names) for name, raw in table.items()}
+        from dataclasses import replace
+
+        from falcopkg.tomlfile import key_path_line
+
+        found = {}
+        for name, raw in table.items():
+            line = key_path_line(self.text, ("dependencies", name))
+            where = f"{self.path.name}:{line}" if line else self.path.name
+            found[name] = replace(self.dependency(name, raw, index_names), where=where)
+        return found
 
     def dependency(self, name: str, raw: Any, index_names: list[str]) -> DependencySpec:
         at = ("dependencies", name)

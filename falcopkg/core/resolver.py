@@ -347,9 +347,12 @@ class _Resolver:
     def _with_origin(self, name: str, exc: FalcopkgError) -> FalcopkgError:
         """``exc`` naming the artifact that needed ``name`` (errors keep their class)."""
         parent = self._required_by.get(name)
+        spec = self.roots.get(name)
         if parent is not None:
             exc.message = f"{exc.message} (required by {parent})"
-            exc.args = (exc.message,)
+        elif spec is not None and spec.where is not None:
+            exc.message = f"{exc.message} (for {spec.describe()}, {spec.where})"
+        exc.args = (exc.message,)
         return exc
 
     def prefetch(self, state: _State, names: Sequence[str]) -> None:

@@ -454,3 +454,16 @@ def test_artifact_info_shows_the_dependencies_the_rules_yaml_declares(
     assert "container" in line and "none" not in line
     data = json.loads(run_cli("-C", project, "artifact", "info", "falco-rules", "--json").stdout)
     assert "container" in [d["name"] for d in data["selected"]["dependencies"]]
+
+
+def test_a_registry_error_during_lock_names_the_dependency_and_its_line(
+    catalog: Catalog, project: Path
+) -> None:
+    missing = f"{catalog.registry.host}/{catalog.prefix}/nowhere"
+    (project / "falco.toml").write_text(
+        catalog.manifest(BASE_DEPENDENCIES + f'ghost = {{ ref = "{missing}", version = "1" }}\n')
+    )
+    result = run_cli("-C", project, "lock")
+    assert result.exit_code == 1
+    # line 12: the header (9 lines), [dependencies] and the two dependencies before it
+    assert f'(for ghost = {{ ref = "{missing}", version = "1" }}, falco.toml:12)' in result.stderr
