@@ -270,14 +270,23 @@ def pull(
     with app.registries(plain_http=plain_http, broken_manifest="warn") as registries:
         # Through the registry's mirror, if it has one, like every other read.
         store, repository = registries.endpoint(f"{reference.registry}/{reference.repository}")
-        result = pull_artifact(
-            store,
-            repository,
-            version_ref,
-            chosen_platform,
-            out_dir,
-            cache=BlobCache(app.cache_dir),
-        )
+        # Bytes moving on a terminal, as in `sync` (nothing on a pipe: one line follows).
+        progress = console.download_progress() if console.is_tty else None
+        if progress is not None:
+            progress.begin(1, 0)
+        try:
+            result = pull_artifact(
+                store,
+                repository,
+                version_ref,
+                chosen_platform,
+                out_dir,
+                cache=BlobCache(app.cache_dir),
+                progress=progress.advance if progress is not None else None,
+            )
+        finally:
+            if progress is not None:
+                progress.end()
     artifact = result.artifact
     shown_platform = f" for {result.manifest.platform}" if result.manifest.platform else ""
     version = artifact.config.version or version_ref
