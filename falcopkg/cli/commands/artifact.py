@@ -16,6 +16,7 @@ import click
 from falcopkg.artifact.types import ARTIFACT_TYPES
 from falcopkg.cli.context import AppContext, pass_app
 from falcopkg.cli.group import lazy_group
+from falcopkg.cli.output import render_table
 from falcopkg.cli.params import json_option, plain_http_option, reference_argument
 from falcopkg.core.index import IndexEntry
 from falcopkg.errors import FalcopkgError
@@ -126,16 +127,6 @@ def _print_entries(
 def _entry_json(entry: IndexEntry, index_name: str) -> dict[str, Any]:
     """The entry as the index wrote it, plus where it came from and its reference."""
     return {"index": index_name, "reference": entry.reference, **entry.to_dict()}
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns separated by two spaces; the last column is not padded."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = []
-    for row in (headers, *rows):
-        cells = [str(cell).ljust(width) for cell, width in zip(row[:-1], widths[:-1], strict=True)]
-        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
-    return "\n".join(lines)
 
 
 def _shorten(text: str, width: int = DESCRIPTION_WIDTH) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from falcopkg.cli.commands.artifact import render_table
 from falcopkg.cli.context import AppContext, pass_app
+from falcopkg.cli.output import render_table
 from falcopkg.cli.params import json_option
 from falcopkg.core.index_config import IndexConfig, add_index, has_userinfo, remove_index
 from falcopkg.core.reference import NAME_RE

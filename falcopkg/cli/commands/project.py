@@ -430,12 +430,11 @@ def outdated(app: AppContext, as_json: bool, offline: bool) -> None:
     if not stale:
         app.console.info(f"All {quantity(len(rows), 'artifact')} are up to date")
         return
-    table = [("name", "type", "locked", "allowed", "latest")]
-    table += [(r.name, r.type, r.locked or "-", r.allowed or "-", r.latest or "-") for r in stale]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    for row in table:
-        app.console.data(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    from falcopkg.cli.output import render_table
+
+    rows_shown = [
+        (r.name, r.type, r.locked or "-", r.allowed or "-", r.latest or "-") for r in stale
+    ]
+    app.console.data(render_table(("name", "type", "locked", "allowed", "latest"), rows_shown))
     if any(r.locked != r.allowed for r in stale):
         app.console.info("hint: `falcopkg lock --upgrade` moves to the allowed versions")
