@@ -151,7 +151,9 @@ class Bench:
 
             [dependencies]
             """
-        lines = "".join(f'{n} = {{ ref = "{self.host}/bench/{n}", version = "1" }}\n' for n in names)
+        lines = "".join(
+            f'{n} = {{ ref = "{self.host}/bench/{n}", version = "1" }}\n' for n in names
+        )
         (root / "falco.toml").write_text(textwrap.dedent(header) + lines)
         for _ in range(2):  # lock and install; then record the stamp (an unchanged no-op)
             subprocess.run(
