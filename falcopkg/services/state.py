@@ -122,14 +122,32 @@ def noop_record_path(directory: Path) -> Path:
 
 
 def has_noop_record(directory: Path, stamp: str) -> bool:
-    """Whether ``directory`` has the no-op record of its current state, stamped ``stamp``."""
+    """Whether ``directory`` has the whole no-op record of its current state, stamped ``stamp``."""
+    return _read_record(os.fspath(state_dir(directory)), stamp) is not None
+
+
+def _read_record(folder: str, stamp: str) -> list[str] | None:
+    """The fields of the no-op record in ``folder`` (a state directory) if it is whole, of
+    ``stamp``, and written with the state.json there now; else None."""
     try:
-        with open(noop_record_path(directory), "rb") as handle:
-            head = handle.read(4096).split(b"\0", 3)
-        facts = os.lstat(state_path(directory))
+        with open(os.path.join(folder, NOOP_FILE_NAME), "rb") as handle:
+            data = handle.read()
+        facts = os.lstat(os.path.join(folder, STATE_FILE_NAME))
     except OSError:
-        return False
-    return head[:3] == [NOOP_FORMAT.encode(), stamp.encode(), _facts_field(facts).encode()]
+        return None
+    fields = data.decode("utf-8", "surrogateescape").split("\0")
+    if fields[:3] != [NOOP_FORMAT, stamp, _facts_field(facts)] or fields[-2:] != ["end", ""]:
+        return None
+    if len(fields) < 7 or not all(_is_count(field) for field in fields[3:5]):
+        return None
+    files = len(fields) - 7 - int(fields[4])  # fields of the file lines
+    if files < 0 or files % 3:
+        return None
+    return fields
+
+
+def _is_count(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _noop_record(directory: Path, state: DirectoryState) -> bytes | None:
@@ -312,14 +330,8 @@ def quick_noop_check(directories: Iterable[str], stamp: str) -> tuple[int, int] 
             continue
         if any(_is_leftover(name) for name in names):
             return None  # an interrupted sync: the full path cleans up under the lock
-        try:
-            with open(os.path.join(folder, NOOP_FILE_NAME), "rb") as handle:
-                data = handle.read()
-            facts = os.lstat(os.path.join(folder, STATE_FILE_NAME))
-        except OSError:
-            return None
-        fields = data.decode("utf-8", "surrogateescape").split("\0")
-        if fields[:3] != [NOOP_FORMAT, stamp, _facts_field(facts)] or fields[-2:] != ["end", ""]:
+        fields = _read_record(folder, stamp)
+        if fields is None:
             return None
         records[os.path.normpath(directory)] = (directory, fields)
     if not records:
@@ -336,15 +348,12 @@ def quick_noop_check(directories: Iterable[str], stamp: str) -> tuple[int, int] 
 
 
 def _check_record(directory: str, fields: list[str], covered: list[str]) -> int | None:
-    """How many files a no-op record (its format, stamp and state checked) lists, if it
-    covered exactly the directories ``covered`` and each file has its size and mtime."""
-    count = fields[4]
-    if not (fields[3].isdigit() and fields[3].isascii() and count.isdigit() and count.isascii()):
+    """How many files a whole no-op record of ``directory`` lists, if it covered exactly the
+    directories ``covered`` and each file is still a regular file of its size and mtime."""
+    start = 5 + int(fields[4])
+    if sorted(os.path.normpath(d) for d in fields[5:start]) != covered:
         return None
-    start = 5 + int(count)
     files = fields[start:-2]
-    if len(files) % 3 or sorted(os.path.normpath(d) for d in fields[5:start]) != covered:
-        return None
     prefix = os.path.join(directory, "")
     regular = stat.S_IFREG
     lstat = os.lstat
