@@ -28,7 +28,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import _common
 from _common import (
     REPO_ROOT,
     isolated_env,
@@ -50,15 +49,9 @@ FORBIDDEN = ("click", "pathlib", "re", "typing", "json", "dataclasses")
 
 
 def install_venv() -> Path:
-    """A venv holding a non-editable install of this checkout (rebuilt when it changes).
-
-    Uses benchmarks/_common.bench_venv where it exists (the shared one), else builds its
-    own: ``python -m venv --without-pip``, then this environment's pip installs the wheel
-    built from a copy of the sources (so no stale build/ leaks in), byte-compiled as pip does.
-    """
-    shared = getattr(_common, "bench_venv", None)
-    if shared is not None:
-        return Path(shared())
+    """A venv holding a non-editable install of this checkout (rebuilt when it changes):
+    ``python -m venv --without-pip``, then this environment's pip installs the wheel built
+    from a copy of the sources (so no stale build/ leaks in), byte-compiled as pip does."""
     python = VENV / "bin" / "python"
     stamp = VENV / ".falcopkg-source"
     fingerprint = _source_fingerprint()
