@@ -22,7 +22,7 @@ fields separated by NUL bytes (paths may hold any other character; read it with
 ``tr '\\0' '\\n' <.falcopkg/noop``)::
 
     falcopkg-noop-1          format
-    sha256:…                 the sync's stamp (workflows.noop.sync_fingerprint)
+    blake2b:…                the sync's stamp (workflows.noop.sync_fingerprint)
     INODE SIZE MTIME_NS      of state.json as written with this record
     3                        artifacts recorded
     2                        directories the sync covered, then each of them

@@ -123,9 +123,9 @@ def sync_fingerprint(
     another fingerprint: it did not check the lock against falco.toml.
     """
     given = _strings(overrides)
-    hasher = _sha256()
+    hasher = _blake2b()
     for part in (
-        b"falcopkg-sync-3",
+        b"falcopkg-sync-4",
         __version__.encode(),
         manifest_bytes,
         lock_bytes,
@@ -139,26 +139,27 @@ def sync_fingerprint(
     ):
         hasher.update(len(part).to_bytes(8, "big"))
         hasher.update(part)
-    return "sha256:" + hasher.hexdigest()
+    return "blake2b:" + hasher.hexdigest()
 
 
-def _sha256() -> _Hasher:
-    """A sha256 hasher without hashlib's OpenSSL import (3 ms of a 25 ms budget) when the
-    interpreter has its builtin module (``_sha2`` from 3.12, ``_sha256`` before)."""
-    for module in ("_sha2", "_sha256"):
-        try:
-            hasher: _Hasher = __import__(module).sha256()
-            return hasher
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
-
-    return hashlib.sha256()
+def _blake2b() -> _Hasher:
+    """A 256-bit BLAKE2b hasher from CPython's builtin ``_blake2``: no hashlib import (its
+    OpenSSL costs 3 ms of a 15 ms budget), and three times faster than the builtin sha256
+    over a large falco.lock (0.45 ms for 420 KB, 1000 artifacts)."""
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # a build without the builtin hashes
+        from hashlib import blake2b
+    hasher: _Hasher = blake2b(digest_size=32)
+    return hasher
 
 
 # --- falco.toml's [install] directories without a TOML parser ---------------------------
 
 _BLANK = " \t\r"  # TOML whitespace, plus the \r of a CRLF line
+# What every [install] directory key contains ("_dir"): most lines of a long falco.toml
+# (its dependencies) are passed over with one substring test.
+_KEY_PART = os.path.commonprefix([key[::-1] for key in INSTALL_DIR_DEFAULTS])[::-1]  # noqa: RUF071
 
 
 def scan_install_dirs(text: str) -> dict[str, str] | None:
@@ -173,6 +174,8 @@ def scan_install_dirs(text: str) -> dict[str, str] | None:
     found: dict[str, str] = {}
     in_install = False
     for line in text.split("\n"):
+        if _KEY_PART not in line and "[" not in line:
+            continue
         stripped = line.strip(_BLANK)
         if stripped.startswith("["):
             in_install = _is_install_header(stripped)

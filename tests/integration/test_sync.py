@@ -578,7 +578,10 @@ CHANGES: dict[str, Callable[[Project], object]] = {
     "falco.lock edited": lambda p: p.lock_path.write_text(p.lock_path.read_text() + "\n"),
     "torn record": lambda p: _record(p).write_bytes(_record(p).read_bytes()[:-5]),
     "record of another stamp": lambda p: _record(p).write_bytes(
-        _record(p).read_bytes().replace(b"sha256:", b"sha256:0", 1)
+        b"\0".join(
+            b"0" + field if number == 1 else field
+            for number, field in enumerate(_record(p).read_bytes().split(b"\0"))
+        )
     ),
     "record deleted": lambda p: _record(p).unlink(),
     "state.json replaced": _replace_state,
