@@ -269,6 +269,13 @@ each install directory's compact no-op record (`.falcopkg/noop`: the stamp, stat
 inode, size and mtime, then size, mtime and path of every installed file, written by the
 full sync beside state.json); then one `lstat` per installed file. Anything else, or any
 difference, runs the full CLI.
+Before (issue 13, same machine): 103 ms vs 19 ms (5.4x) with 100 files and 109 ms (6.7x)
+with 1000, through pip's wrapper and click. Where the rest goes at 1000 files, measured in
+process on a synthetic project (1000 files, a 420 KB falco.lock): the whole check 4.5 ms, of which the
+1000 `lstat`s are 2.7 ms (the floor: every installed file must be looked at), the BLAKE2b
+fingerprint of both files 0.5 ms, the [install] scan 0.1 ms, reading and comparing the
+records the rest; the imports of falcopkg's five small modules add about 1 ms to the
+interpreter start.
 """
     write_doc_section(TITLE, body)
 

@@ -281,7 +281,9 @@ def _noop_counts(
 
 def _sets_key(text: str, key: str) -> bool:
     """Whether a line of falco.toml (not a comment) mentions ``key``: any doubt is a yes."""
-    return any(key in line and not line.lstrip().startswith("#") for line in text.splitlines())
+    return key in text and any(
+        key in line and not line.lstrip().startswith("#") for line in text.splitlines()
+    )
 
 
 def nothing_to_do(files: int, artifacts: int) -> str:
