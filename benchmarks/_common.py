@@ -134,11 +134,10 @@ def bench_venv() -> Path:
         for name in ("pyproject.toml", "README.md", "LICENSE"):
             if (REPO_ROOT / name).exists():
                 shutil.copy2(REPO_ROOT / name, source / name)
-        shutil.copytree(
-            REPO_ROOT / "falcopkg",
-            source / "falcopkg",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        for tree in ("falcopkg", "bin"):  # bin/falcopkg is the installed script
+            shutil.copytree(
+                REPO_ROOT / tree, source / tree, ignore=shutil.ignore_patterns("__pycache__")
+            )
         constraints = Path(tmp) / "constraints.txt"
         constraints.write_text(
             "".join(
@@ -158,7 +157,11 @@ def bench_venv() -> Path:
 
 def _source_fingerprint() -> str:
     digest = hashlib.sha256(sys.version.encode())
-    paths = [REPO_ROOT / "pyproject.toml", *sorted((REPO_ROOT / "falcopkg").rglob("*.py"))]
+    paths = [
+        REPO_ROOT / "pyproject.toml",
+        REPO_ROOT / "bin" / "falcopkg",
+        *sorted((REPO_ROOT / "falcopkg").rglob("*.py")),
+    ]
     for path in paths:
         digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

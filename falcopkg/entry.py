@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 # Flags the fast path understands: (takes a value, key). Everything else → the full CLI.
 _FLAGS = {
@@ -51,12 +50,19 @@ def main() -> None:
 def _quick_sync(args: list[str]) -> str | None:
     """The message of a no-op sync ("" when quiet), or None: let the full CLI decide."""
     options = _parse(args)
-    if options is None or (options.get("frozen") and options.get("locked")):
+    if options is None or ("frozen" in options and "locked" in options):
         return None
+    if any(not value for value in options.values()):
+        return None  # an empty value: the full CLI says what it means
     try:
         from falcopkg.defaults import INSTALL_DIR_ENV, host_platform
-        from falcopkg.workflows.noop import DirectoryOverrides, nothing_to_do, quick_noop
-        from falcopkg.workflows.project import Project
+        from falcopkg.workflows.noop import (
+            FALCO_CONFIG_ENV,
+            FALCO_CONFIG_KEY,
+            absolute_dir,
+            fast_noop,
+            nothing_to_do,
+        )
 
         manifest = _manifest_path(options.get("project"))
         if manifest is None:
@@ -64,19 +70,17 @@ def _quick_sync(args: list[str]) -> str | None:
         platform = options.get("platform") or host_platform()
         if "/" not in platform:
             return None  # the full CLI explains the mistake
-        given = {key: os.environ.get(env) for key, env in INSTALL_DIR_ENV.items()}
-        given["falco_config_dir"] = os.environ.get("FALCOPKG_FALCO_CONFIG_DIR")
-        for key in (*INSTALL_DIR_ENV, "falco_config_dir"):
-            if options.get(key):
-                given[key] = options[key]
-        overrides = DirectoryOverrides.of(**given)
-        project = Project.open(manifest, cache_dir=manifest.parent, reporter=_NoReporter())
-        counts = quick_noop(project, platform, overrides, frozen=bool(options.get("frozen")))
+        overrides: dict[str, str] = {}
+        for key, env in (*INSTALL_DIR_ENV.items(), (FALCO_CONFIG_KEY, FALCO_CONFIG_ENV)):
+            value = options.get(key) or os.environ.get(env)  # click: an empty variable is unset
+            if value:
+                overrides[key] = absolute_dir(value)
+        counts = fast_noop(manifest, platform, overrides, frozen="frozen" in options)
     except Exception:  # any doubt: the full CLI, which reports errors properly
         return None
     if counts is None:
         return None
-    return "" if options.get("quiet") else nothing_to_do(*counts)
+    return "" if "quiet" in options else nothing_to_do(*counts)
 
 
 def _parse(args: list[str]) -> dict[str, str] | None:
@@ -112,35 +116,20 @@ def _parse(args: list[str]) -> dict[str, str] | None:
     return options if seen_sync else None
 
 
-def _manifest_path(project: str | None) -> Path | None:
-    """falco.toml as the full CLI finds it: -C DIR (or a falco.toml path), else the nearest
-    in the current directory or its parents."""
+def _manifest_path(project: str | None) -> str | None:
+    """falco.toml as the full CLI finds it (falcopkg.cli.context): in the -C directory, else
+    the nearest in the current directory or its parents."""
+    from falcopkg.workflows.noop import MANIFEST_NAME
+
     if project is not None:
-        given = Path(project)
-        candidate = given if given.name == "falco.toml" else given / "falco.toml"
-        return candidate if candidate.is_file() else None
-    start = Path.cwd()
-    for directory in (start, *start.parents):
-        candidate = directory / "falco.toml"
-        if candidate.is_file():
+        candidate = os.path.join(project, MANIFEST_NAME)
+        return candidate if os.path.isfile(candidate) else None
+    directory = os.getcwd()
+    while True:
+        candidate = os.path.join(directory, MANIFEST_NAME)
+        if os.path.isfile(candidate):
             return candidate
-    return None
-
-
-class _NoReporter:
-    """The fast path reports nothing but its one line."""
-
-    def info(self, message: str) -> None:
-        pass
-
-    def detail(self, message: str) -> None:
-        pass
-
-    def warn(self, message: str) -> None:
-        pass
-
-    def success(self, message: str) -> None:
-        pass
-
-    def download_progress(self) -> None:
-        return None
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent

@@ -374,10 +374,13 @@ def synchronize(
 
 
 def _stamped(states: Mapping[str, DirectoryState], stamp: str) -> bool:
-    """Whether every directory with a state already carries ``stamp`` for this very set."""
+    """Whether every directory with a state already carries ``stamp`` for this very set,
+    with the no-op record the fast path reads."""
     with_state = sorted(d for d in states if state_files.has_state(Path(d)))
     return bool(with_state) and all(
-        states[d].sync_stamp == stamp and sorted(states[d].sync_directories) == with_state
+        states[d].sync_stamp == stamp
+        and sorted(states[d].sync_directories) == with_state
+        and state_files.has_noop_record(Path(d), stamp)
         for d in with_state
     )
 
@@ -389,7 +392,9 @@ def _write_stamp(directories: Sequence[str], stamp: str, *, create: bool = False
     for directory in with_state:
         current = state_files.load_state(Path(directory))
         stamped = replace(current, sync_stamp=stamp, sync_directories=tuple(with_state))
-        if stamped != current:
+        # Saved again without a change too when its no-op record is missing (a state from an
+        # older falcopkg, a record that could not be written).
+        if stamped != current or not state_files.has_noop_record(Path(directory), stamp):
             try:
                 state_files.save_state(Path(directory), stamped)
             except OSError as exc:

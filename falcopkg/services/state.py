@@ -16,29 +16,49 @@ is the journal of an apply in progress (see falcopkg.core.plan.DirectoryState); 
 written before it could hold several digests per path have one string there. The same
 ``.falcopkg`` directory holds the sync lock (``lock``) and staging directories.
 
-Only stdlib here: a no-op sync reads states and stats files, nothing more.
+Beside a state that a complete sync stamped, :func:`save_state` writes its compact no-op
+record ``.falcopkg/noop``, which is all a no-op sync reads (:func:`quick_noop_check`): text
+fields separated by NUL bytes (paths may hold any other character; read it with
+``tr '\\0' '\\n' <.falcopkg/noop``)::
+
+    falcopkg-noop-1          format
+    blake2b:…                the sync's stamp (workflows.noop.sync_fingerprint)
+    INODE SIZE MTIME_NS      of state.json as written with this record
+    3                        artifacts recorded
+    2                        directories the sync covered, then each of them
+    /etc/falco
+    /usr/share/falco/plugins
+    123  MTIME_NS  falco_rules.yaml      then size, mtime_ns and path of every file
+    end
+
+It is removed before state.json is replaced and written after it, atomically, so it never
+describes another state than the one on disk: a state that another writer (an older
+falcopkg, a person) replaced no longer has the recorded inode, size and mtime, and a
+record cut short has no ``end``; either way the full sync decides.
+
+Only ``os`` and ``stat`` at the top: a no-op sync imports this module, and reads records and
+stats files, nothing more (json, pathlib, the planner's dataclasses and fsutil are imported
+where used).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import stat
-from collections.abc import Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from falcopkg.errors import InstallError
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy knows the name
 if TYPE_CHECKING:
-    from falcopkg.core.plan import DirectoryState, DiskFact, FileRecord
+    from collections.abc import Iterable
+    from pathlib import Path
+    from typing import Any
 
-# The planner's model (core.plan) and fsutil are imported where used: the no-op fast path
-# (quick_noop_check) must not pay for building their dataclasses and tempfile.
+    from falcopkg.core.plan import DirectoryState, DiskFact, FileRecord
+    from falcopkg.errors import InstallError
 
 STATE_DIR_NAME = ".falcopkg"
 STATE_FILE_NAME = "state.json"
+NOOP_FILE_NAME = "noop"
+NOOP_FORMAT = "falcopkg-noop-1"
 LOCK_FILE_NAME = "lock"
 STATE_VERSION = 1
 STAGING_PREFIX = "staging-"
@@ -58,6 +78,8 @@ def has_state(directory: Path) -> bool:
 
 def load_state(directory: Path) -> DirectoryState:
     """The recorded state of ``directory`` (empty when falcopkg never installed there)."""
+    import json
+
     from falcopkg.core.plan import DirectoryState
 
     path = state_path(directory)
@@ -76,9 +98,85 @@ def load_state(directory: Path) -> DirectoryState:
 
 
 def save_state(directory: Path, state: DirectoryState) -> None:
-    from falcopkg.fsutil import atomic_write_text
+    """Write ``state`` atomically, with its no-op record when a complete sync stamped it."""
+    import json
 
+    from falcopkg.fsutil import atomic_write_bytes, atomic_write_text
+
+    record = noop_record_path(directory)
+    try:
+        os.unlink(record)  # first: a record must never outlive the state it describes
+    except FileNotFoundError:
+        pass
     atomic_write_text(state_path(directory), json.dumps(_to_json(state), indent=1) + "\n")
+    if not state.sync_stamp or state.pending:
+        return
+    try:
+        data = _noop_record(directory, state)
+        if data is not None:
+            atomic_write_bytes(record, data)
+    except OSError:
+        pass  # only an optimisation: the next no-op sync takes the full path and writes it
+
+
+def noop_record_path(directory: Path) -> Path:
+    return state_dir(directory) / NOOP_FILE_NAME
+
+
+def has_noop_record(directory: Path, stamp: str) -> bool:
+    """Whether ``directory`` has the whole no-op record of its current state, stamped ``stamp``."""
+    return _read_record(os.fspath(state_dir(directory)), stamp) is not None
+
+
+def _read_record(folder: str, stamp: str) -> list[str] | None:
+    """The fields of the no-op record in ``folder`` (a state directory) if it is whole, of
+    ``stamp``, and written with the state.json there now; else None."""
+    try:
+        with open(os.path.join(folder, NOOP_FILE_NAME), "rb") as handle:
+            data = handle.read()
+        facts = os.lstat(os.path.join(folder, STATE_FILE_NAME))
+    except OSError:
+        return None
+    fields = data.decode("utf-8", "surrogateescape").split("\0")
+    if fields[:3] != [NOOP_FORMAT, stamp, _facts_field(facts)] or fields[-2:] != ["end", ""]:
+        return None
+    if len(fields) < 7 or not all(_is_count(field) for field in fields[3:5]):
+        return None
+    files = len(fields) - 7 - int(fields[4])  # fields of the file lines
+    if files < 0 or files % 3:
+        return None
+    return fields
+
+
+def _is_count(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _noop_record(directory: Path, state: DirectoryState) -> bytes | None:
+    """The no-op record of ``state``, just written to ``directory`` (see the module doc);
+    None if a path cannot be written in it (a NUL byte, a lone surrogate)."""
+    fields = [
+        NOOP_FORMAT,
+        state.sync_stamp,
+        _facts_field(os.lstat(state_path(directory))),
+        str(len(state.artifacts)),
+        str(len(state.sync_directories)),
+        *state.sync_directories,
+    ]
+    for _, artifact in sorted(state.artifacts.items()):
+        for path, record in sorted(artifact.files.items()):
+            fields += (str(record.size), str(record.mtime_ns), path)
+    fields.append("end")
+    if any("\0" in field for field in fields):
+        return None
+    try:
+        return ("\0".join(fields) + "\0").encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return None
+
+
+def _facts_field(facts: os.stat_result) -> str:
+    return f"{facts.st_ino} {facts.st_size} {facts.st_mtime_ns}"
 
 
 def observe(
@@ -126,7 +224,7 @@ def has_leftovers(directory: Path) -> bool:
 
 def _is_leftover(name: str) -> bool:
     return name.startswith(STAGING_PREFIX) or (
-        name.startswith(f".{STATE_FILE_NAME}.") and name.endswith(".tmp")
+        name.startswith((f".{STATE_FILE_NAME}.", f".{NOOP_FILE_NAME}.")) and name.endswith(".tmp")
     )
 
 
@@ -135,6 +233,8 @@ def clean_leftovers(directory: Path) -> None:
 
     Only call with the directory's sync lock held: they may belong to a running sync.
     """
+    import contextlib
+
     from falcopkg.archive import remove_tree
 
     folder = state_dir(directory)
@@ -238,57 +338,72 @@ def _digests(raw: Any) -> tuple[str, ...]:
     return tuple(str(digest) for digest in raw)
 
 
-def quick_noop_check(directories: Iterable[Path], stamp: str) -> tuple[int, int] | None:
+def quick_noop_check(directories: Iterable[str], stamp: str) -> tuple[int, int] | None:
     """(files, artifacts) when the last complete sync had fingerprint ``stamp`` and every file
     it installed still has its recorded size and mtime; None when a full sync must decide.
 
-    Reads only the state files and ``lstat``s: the fast path of a no-op sync.
+    Reads only the no-op records (a state without one: None) and ``lstat``s: the fast path
+    of a no-op sync. ``directories`` are strings, compared as ``os.path.normpath`` makes them.
     """
-    from falcopkg.paths import is_install_path
-
-    with_state: dict[str, Any] = {}
+    records: dict[str, tuple[str, list[str]]] = {}
     for directory in directories:
+        folder = os.path.join(directory, STATE_DIR_NAME)
         try:
-            text = state_path(directory).read_text(encoding="utf-8")
-        except FileNotFoundError:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError:
             return None
-        try:
-            with_state[str(directory)] = json.loads(text)
-        except (ValueError, RecursionError):
+        if NOOP_FILE_NAME not in names:
+            if STATE_FILE_NAME in names:
+                return None  # a state no complete sync stamped
+            continue
+        if any(_is_leftover(name) for name in names):
+            return None  # an interrupted sync: the full path cleans up under the lock
+        fields = _read_record(folder, stamp)
+        if fields is None:
             return None
-    if not with_state:
+        records[os.path.normpath(directory)] = (directory, fields)
+    if not records:
         return None
-    if any(has_leftovers(Path(folder)) for folder in with_state):
-        return None  # the full path cleans them up under the lock
+    covered = sorted(records)
     files = artifacts = 0
-    for folder, data in with_state.items():
-        if (
-            not isinstance(data, dict)
-            or data.get("version") != STATE_VERSION
-            or data.get("pending")
-        ):
+    for directory, fields in records.values():
+        counted = _check_record(directory, fields, covered)
+        if counted is None:
             return None
-        sync = data.get("sync") or {}
-        if sync.get("stamp") != stamp or sorted(sync.get("directories", ())) != sorted(with_state):
-            return None
-        for artifact in data.get("artifacts", {}).values():
-            artifacts += 1
-            for path, record in artifact.get("files", {}).items():
-                if not is_install_path(path):
-                    return None  # the full path refuses this state with its error
-                try:
-                    info = os.lstat(os.path.join(folder, path))
-                except OSError:
-                    return None
-                if info.st_size != record.get("size") or info.st_mtime_ns != record.get("mtime_ns"):
-                    return None
-                files += 1
+        files += counted
+        artifacts += int(fields[3])
     return files, artifacts
 
 
+def _check_record(directory: str, fields: list[str], covered: list[str]) -> int | None:
+    """How many files a whole no-op record of ``directory`` lists, if it covered exactly the
+    directories ``covered`` and each file is still a regular file of its size and mtime."""
+    start = 5 + int(fields[4])
+    if sorted(os.path.normpath(d) for d in fields[5:start]) != covered:
+        return None
+    files = fields[start:-2]
+    prefix = os.path.join(directory, "")
+    regular = stat.S_IFREG
+    lstat = os.lstat
+    for position in range(0, len(files), 3):
+        try:
+            info = lstat(prefix + files[position + 2])
+        except OSError:
+            return None
+        if (
+            str(info.st_size) != files[position]
+            or str(info.st_mtime_ns) != files[position + 1]
+            or stat.S_IFMT(info.st_mode) != regular
+        ):
+            return None
+    return len(files) // 3
+
+
 def _corrupt(path: Path, why: str) -> InstallError:
+    from falcopkg.errors import InstallError
+
     return InstallError(
         f"cannot read the install state {path}: {why}",
         hint="delete that file; the next `falcopkg sync` treats the files there as not "

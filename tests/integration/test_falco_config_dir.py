@@ -100,3 +100,38 @@ def test_a_deleted_snippet_is_no_no_op_and_an_unowned_file_is_kept(project: Proj
     assert kept.exit_code == 1 and "not written by falcopkg" in kept.stderr
     assert (other / "falcopkg.yaml").read_text() == "# mine\n"
     assert not snippet.exists()  # the old one, owned, moved away with the setting
+
+
+def _fast_sync(project: Project) -> bool:
+    """Whether `falcopkg sync` in a fresh interpreter answered without the full CLI."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "falcopkg", "-C", project.root, "sync"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return not any(
+        line.startswith("import time:") and line.rsplit("|", 1)[-1].strip() == "click"
+        for line in proc.stderr.splitlines()
+    )
+
+
+def test_the_no_op_fast_path_checks_the_snippet(project: Project) -> None:
+    assert project.sync().exit_code == 0
+    snippet = project.root / "etc" / "falcopkg.d" / "falcopkg.yaml"
+    record = project.rules_dir / ".falcopkg" / "falco-config.json"
+    assert _fast_sync(project)
+    info = snippet.stat()
+    os.utime(snippet, ns=(info.st_atime_ns, info.st_mtime_ns + 5_000_000_000))
+    assert not _fast_sync(project)  # same bytes: the record is refreshed
+    assert _fast_sync(project)
+    snippet.unlink()
+    assert not _fast_sync(project) and snippet.is_file()  # written again
+    assert _fast_sync(project)
+    record.unlink()
+    assert not _fast_sync(project) and record.is_file()  # a snippet is wanted: its record too
+    assert _fast_sync(project)

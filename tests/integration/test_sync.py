@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from tests.fixtures.project import (
     YB1,
     YC2,
     Project,
+    falcopkg_command,
     push_raw_layer,
     standard_project,
 )
@@ -477,30 +480,37 @@ def test_a_cache_hit_refreshes_the_blobs_age_so_prune_keeps_it(
     assert len(kept) < len(blobs)  # what the sync did not use was old, and pruned
 
 
-def test_a_no_op_sync_imports_no_http_yaml_toml_semver_or_resolver(project: Project) -> None:
-    """The import budget of the fast path, as a user runs it (a fresh interpreter)."""
-    import subprocess
-
-    from tests.fixtures.project import REPO_ROOT, falcopkg_command
-
-    standard_project(project)
-    assert project.sync().exit_code == 0
-    command = falcopkg_command("-C", project.root, "sync")
-    proc = subprocess.run(
-        [command[0], "-X", "importtime", *command[1:]],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=60,
-    )
-    assert proc.returncode == 0 and "Nothing to do" in proc.stderr, proc.stderr[-2000:]
-    imported = {
+def _imports_of(proc: subprocess.CompletedProcess[str]) -> set[str]:
+    return {
         line.rsplit("|", 1)[-1].strip()
         for line in proc.stderr.splitlines()
         if line.startswith("import time:")
     }
+
+
+def test_a_no_op_sync_imports_no_http_yaml_toml_semver_or_resolver(project: Project) -> None:
+    """The import budget of the fast path, as a user runs it: the `falcopkg` script in a
+    fresh interpreter. ``-S`` with the checkout on PYTHONPATH: the editable venv's .pth
+    finder imports pathlib and re itself, before falcopkg, which would hide ours."""
+    from tests.fixtures.project import REPO_ROOT
+
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    arguments = ["-C", str(project.root), "sync"]
+    proc = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", REPO_ROOT / "bin" / "falcopkg", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "Nothing to do" in proc.stderr, proc.stderr[-2000:]
+    imported = _imports_of(proc)
     heavy = {"requests", "yaml", "tomlkit", "tomllib", "semver", "falcopkg.core.resolver"}
-    assert not heavy & imported, sorted(heavy & imported)
+    slow = {"click", "pathlib", "re", "typing", "json", "dataclasses", "hashlib", "tempfile"}
+    assert not (heavy | slow) & imported, sorted((heavy | slow) & imported)
+    assert "falcopkg.services.state" in imported  # it did read the records
 
 
 def test_a_failed_sync_leaves_no_new_empty_install_directories(
@@ -528,3 +538,168 @@ def test_verify_after_a_sync_for_another_platform_names_that_platform(project: P
     assert f"the {OTHER} build is installed; verify checked {HOST}" in result.stdout
     assert f"`--platform {OTHER}`" in result.stdout
     assert run_cli("-C", project.root, "verify", "--platform", OTHER).exit_code == 0
+
+
+def test_the_installed_falcopkg_script_answers_a_no_op_and_runs_the_full_cli(
+    project: Project,
+) -> None:
+    """bin/falcopkg as the venv has it (installed by pip, its first line rewritten)."""
+    script = Path(sys.executable).parent / "falcopkg"
+    assert script.read_text().startswith(f"#!{sys.executable[:-1]}")  # python or python3
+    standard_project(project)
+    first = subprocess.run(
+        [script, "-C", project.root, "sync"], capture_output=True, text=True, timeout=120
+    )
+    assert first.returncode == 0 and "Synced: 3 added" in first.stderr, first.stderr
+    again = subprocess.run(
+        [script, "-C", project.root, "sync"], capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == "Nothing to do: 3 files of 3 artifacts are up to date\n"
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and "falcopkg, version" in version.stdout
+
+
+def _entry_sync(project: Project, *args: str | Path) -> tuple[bool, str]:
+    """(whether the entry point answered without the full CLI, stderr) of `falcopkg sync`
+    in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "falcopkg", "-C", project.root, "sync"]
+        + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    messages = "".join(
+        line + "\n" for line in proc.stderr.splitlines() if "import time:" not in line
+    )
+    return "click" not in _imports_of(proc), messages
+
+
+def _record(project: Project) -> Path:
+    return project.rules_dir / ".falcopkg" / "noop"
+
+
+def _touch(path: Path) -> None:
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 5_000_000_000))
+
+
+def _replace_state(project: Project) -> None:
+    """state.json rewritten by someone else (same text, a new file)."""
+    state = project.rules_dir / ".falcopkg" / "state.json"
+    copy = state.with_name("copy")
+    copy.write_bytes(state.read_bytes())
+    _touch(copy)
+    os.replace(copy, state)
+
+
+# What changes after a no-op was recorded; each must send the next sync the full way.
+CHANGES: dict[str, Callable[[Project], object]] = {
+    "touched file": lambda p: _touch(p.rules_dir / "falco_rules.yaml"),
+    "deleted file": lambda p: (p.rules_dir / "falco_rules.yaml").unlink(),
+    "falco.toml edited": lambda p: (p.root / "falco.toml").write_text(
+        (p.root / "falco.toml").read_text() + "# a comment\n"
+    ),
+    "falco.lock edited": lambda p: p.lock_path.write_text(p.lock_path.read_text() + "\n"),
+    "torn record": lambda p: _record(p).write_bytes(_record(p).read_bytes()[:-5]),
+    "record of another stamp": lambda p: _record(p).write_bytes(
+        b"\0".join(
+            b"0" + field if number == 1 else field
+            for number, field in enumerate(_record(p).read_bytes().split(b"\0"))
+        )
+    ),
+    "record deleted": lambda p: _record(p).unlink(),
+    "state.json replaced": _replace_state,
+    "plugins record deleted, its state kept": lambda p: (
+        p.plugins_dir / ".falcopkg" / "noop"
+    ).unlink(),
+    "leftover staging directory": lambda p: (p.rules_dir / ".falcopkg" / "staging-x").mkdir(),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_any_change_since_the_recorded_no_op_takes_the_full_path_once(
+    project: Project, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    from falcopkg.services import installer
+
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    expected = project.installed()
+    full_paths: list[str] = []
+    real = installer.install_artifacts
+
+    def recording(*args: object, **kwargs: object) -> object:
+        full_paths.append(change)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(installer, "install_artifacts", recording)
+    assert project.sync().exit_code == 0 and full_paths == []  # the no-op, recorded
+    CHANGES[change](project)
+    result = project.sync()
+    assert result.exit_code == 0, result
+    assert full_paths == [change]
+    assert project.installed() == expected  # repaired where needed
+    again = project.sync()
+    assert again.exit_code == 0 and "Nothing to do: 3 files" in again.stderr, again
+    assert full_paths == [change]  # recorded again: fast
+    assert not (project.rules_dir / ".falcopkg" / "staging-x").exists()
+
+
+def test_a_file_replaced_by_a_directory_is_never_a_no_op(project: Project) -> None:
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    assert _entry_sync(project)[0]
+    plugin = project.plugins_dir / "libcontainer.so"
+    plugin.unlink()
+    plugin.mkdir()
+    for _ in range(2):
+        proc = subprocess.run(
+            falcopkg_command("-C", project.root, "sync"), capture_output=True, text=True
+        )
+        assert proc.returncode == 1 and "kept" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "environment"),
+    [
+        (["--platform", OTHER], {}),
+        (["--frozen"], {}),
+        (["--rulesfiles-dir", "rules"], {}),  # the configured directory, given as an override
+        ([], {"FALCOPKG_RULESFILES_DIR": "rules"}),
+        (["--falco-config-dir", "etc"], {}),
+    ],
+)
+def test_the_entry_point_sends_other_options_the_full_way_then_answers_them_fast(
+    project: Project,
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    environment: dict[str, str],
+) -> None:
+    standard_project(project)
+    monkeypatch.chdir(project.root)  # relative overrides are relative to the current directory
+    assert project.sync().exit_code == 0
+    assert _entry_sync(project) == (True, "Nothing to do: 3 files of 3 artifacts are up to date\n")
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    fast, _ = _entry_sync(project, *options)
+    assert not fast
+    fast, messages = _entry_sync(project, *options)
+    assert fast and messages.startswith("Nothing to do"), messages
+    for key in environment:
+        monkeypatch.delenv(key)
+    assert _entry_sync(project)[0] is False  # back to the plain sync: its stamp was replaced
+
+
+def test_the_entry_point_falls_back_on_a_torn_record_and_a_touched_file(project: Project) -> None:
+    standard_project(project)
+    assert project.sync().exit_code == 0
+    assert _entry_sync(project)[0]
+    _record(project).write_bytes(_record(project).read_bytes()[:40])
+    assert _entry_sync(project) == (False, "Nothing to do: 3 files of 3 artifacts are up to date\n")
+    assert _entry_sync(project)[0]
+    _touch(project.plugins_dir / "libcontainer.so")
+    assert not _entry_sync(project)[0]
+    assert _entry_sync(project)[0]

@@ -352,7 +352,30 @@ _RULES = {
         ('[install]\nrulesfiles_dir = "a\\\\b"\n', None),
         ('[install]\nrulesfiles_dir = "a"\nrulesfiles_dir = "b"\n', None),
         ('[other]\nrulesfiles_dir = "r"\n', None),
+        # Spellings the hand-written scan reads like TOML does.
+        ('[install]\r\nrulesfiles_dir = "r"\r\n', _RULES),
+        ('[ install ]\n\trulesfiles_dir\t=\t"r"\t\n', _RULES),
+        ('[install]\nrulesfiles_dir = "r"#c\n[install.more]\nx = 1\n', _RULES),
+        ('[install]\nrulesfiles_dir = ""\n', {**_RULES, "rulesfiles_dir": ""}),
+        ('[install]\nrulesfiles_dir = "a b/# c"\n', {**_RULES, "rulesfiles_dir": "a b/# c"}),
+        ('[dependencies]\nx = "1"\n[install]\nrulesfiles_dir = "r"\n', _RULES),
+        ('[install]\n  # plugins_dir = "p"\nrulesfiles_dir = "r"\n', _RULES),
+        # … and the ones it leaves to the parser.
+        ('[install.x]\nrulesfiles_dir = "r"\n', None),
+        ('[[install]]\nrulesfiles_dir = "r"\n', None),
+        ('["install"]\nrulesfiles_dir = "r"\n', None),
+        ('[install]\n"rulesfiles_dir" = "r"\n', None),
+        ('[install]\nrulesfiles_dir = "r" x\n', None),
+        ('[install]\nrulesfiles_dir = "r\n', None),
+        ('[install]\nrulesfiles_dir = """r"""\n', None),
+        ('[install]\nrulesfiles_dir = "a" "b"\n', None),
+        ("[install]\nrulesfiles_dir\n", None),
+        ('[dependencies]\nmy_plugins_dir = "1"\n', None),
     ],
 )
 def test_scan_install_dirs(text: str, expected: dict[str, str] | None) -> None:
     assert scan_install_dirs(text) == expected
+    if expected is not None:  # what it reads, it reads as the TOML parser does
+        tomllib = pytest.importorskip("tomllib")
+        install = tomllib.loads(text).get("install", {})
+        assert expected == {key: install.get(key, DEFAULT_DIRS[key]) for key in DEFAULT_DIRS}
