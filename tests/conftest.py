@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.faultproxy",
     "tests.fixtures.hostile",
     "tests.fixtures.kills",
+    "tests.fixtures.slowserver",
 ]
 
 
