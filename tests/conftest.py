@@ -14,6 +14,8 @@ pytest_plugins = [
     "tests.fixtures.index_server",
     "tests.fixtures.faultproxy",
     "tests.fixtures.hostile",
+    "tests.fixtures.kills",
+    "tests.fixtures.slowserver",
 ]
 
 

@@ -698,7 +698,9 @@ class OciLayout:
             if (self.path / LAYOUT_FILE).exists():
                 _check_layout_dir(self.path)
                 return
-            others = sorted(p.name for p in self.path.iterdir() if p.name != LOCK_FILE)
+            others = sorted(
+                p.name for p in self.path.iterdir() if not _left_by_an_interrupted_create(p)
+            )
             if others:
                 raise ConfigError(
                     f"{self.path} is not an OCI image layout (no `{LAYOUT_FILE}` file) and is "
@@ -707,12 +709,28 @@ class OciLayout:
                     hint="give a new or empty directory for the layout",
                 )
             with _writing(self.path):
+                for leftover in self.path.glob(".*.tmp"):
+                    leftover.unlink()
                 (self.path / BLOBS_DIR).mkdir(exist_ok=True)
                 fsutil.atomic_write_bytes(self.path / INDEX_FILE, _render_index({}, []))
                 fsutil.atomic_write_bytes(
                     self.path / LAYOUT_FILE,
                     json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode(),
                 )
+
+
+def _left_by_an_interrupted_create(path: Path) -> bool:
+    """What a `_create` killed before writing `oci-layout` leaves (it writes no blob before
+    that): the lock, an empty blobs/, the empty index.json and atomic writers' temporaries.
+    Such a directory is still new: creating the layout again overwrites all of it."""
+    name = path.name
+    if name == LOCK_FILE:
+        return True
+    if name == INDEX_FILE:
+        return path.is_file() and path.read_bytes() == _render_index({}, [])
+    if name == BLOBS_DIR:
+        return path.is_dir() and not any(path.iterdir())
+    return name.endswith(".tmp") and name.startswith((f".{INDEX_FILE}.", f".{LAYOUT_FILE}."))
 
 
 _LAYOUT_HINT = (

@@ -23,6 +23,7 @@ import pytest
 
 from tests.fixtures.cli import run_cli
 from tests.fixtures.home import TmpHome
+from tests.fixtures.kills import survived
 from tests.fixtures.project import REPO_ROOT, Project, falcopkg_command
 from tests.fixtures.registries import RunningRegistry
 
@@ -147,9 +148,12 @@ def test_sync_killed_at_random_points_leaves_old_or_new_files(
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(rng.uniform(0.4 * duration, 1.1 * duration))
+            running = proc.poll() is None
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             _check_old_or_new(rules_dir)
+            if running:
+                survived("sync")
     finally:
         stop.set()
         thread.join()

@@ -493,3 +493,55 @@ def test_digests_cannot_name_paths_outside_blobs(layout: OciLayout) -> None:
         layout.blob_path("sha256:../../index.json")
     with pytest.raises(IntegrityError):
         layout.head_blob(RULES, "md5:" + "0" * 32)
+
+
+@pytest.mark.parametrize(
+    "leftovers",
+    [
+        {"blobs/": b""},
+        {"blobs/": b"", ".index.json.k3j2.tmp": b'{"schemaVersion"'},
+        {"blobs/": b"", "index.json": layout_module._render_index({}, [])},
+        {
+            "blobs/": b"",
+            "index.json": layout_module._render_index({}, []),
+            ".oci-layout.x.tmp": b"",
+        },
+    ],
+    ids=["blobs", "index-temp", "index", "marker-temp"],
+)
+def test_a_creation_killed_before_the_marker_is_created_again(
+    tmp_path: Path, leftovers: dict[str, bytes]
+) -> None:
+    """What a `vendor` SIGKILLed mid-creation leaves (found by tests/integration/
+    test_kill_loops.py): the next run makes the layout instead of refusing the directory."""
+    path = tmp_path / "layout"
+    path.mkdir()
+    for name, data in leftovers.items():
+        if name.endswith("/"):
+            (path / name).mkdir()
+        else:
+            (path / name).write_bytes(data)
+    layout = OciLayout(path, "registry.example", create=True)
+    assert layout.verify() == [] and layout.refs() == {}
+    assert sorted(p.name for p in path.iterdir() if p.name != ".falcopkg.lock") == [
+        "blobs",
+        "index.json",
+        "oci-layout",
+    ]
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [{"notes.txt": b"mine"}, {"index.json": b'{"mine": true}'}, {"blobs/sha256": b"x"}],
+    ids=["other-file", "other-index", "blob"],
+)
+def test_a_directory_with_anything_else_is_still_refused(
+    tmp_path: Path, foreign: dict[str, bytes]
+) -> None:
+    path = tmp_path / "layout"
+    for name, data in foreign.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(data)
+    with pytest.raises(ConfigError, match="not empty"):
+        OciLayout(path, "registry.example", create=True)
+    assert (path / next(iter(foreign))).read_bytes() == next(iter(foreign.values()))
