@@ -1,10 +1,8 @@
 """Faults injected between falcopkg and a real registry (tests/fixtures/faultproxy.py).
 
-The cases that already end correctly are asserted as they are: transient statuses retried,
-a broken blob download restarted cleanly, lying lengths and escape-laden error bodies handled.
-Those that are not bounded yet (issue 12, Found #1-#3: no total deadline, endless
-pagination, inflated image indexes) are ``xfail(strict=True)``: they pass the day the
-transport bounds them, and strict makes that day visible so the marker gets removed.
+Transient statuses retried, a broken blob download restarted cleanly, lying lengths and
+escape-laden error bodies handled, and (issue 12, Found #1-#3) endless pagination, dripped
+bodies, an over-cap Retry-After and inflated image indexes bounded by the transport.
 """
 
 from __future__ import annotations
