@@ -146,6 +146,10 @@ class RegistryMetadataProvider:
         self._tags: dict[str, list[str]] = {}
         self._seen_digests: dict[str, dict[str, str]] = {}  # source -> tag -> digest
         self._metadata: dict[tuple[str, str], CandidateMetadata] = {}
+        # Tag caches are written (fsynced) outside _lock: sources whose record changed, and
+        # one lock per source so that its writes land in order.
+        self._tags_dirty: set[str] = set()
+        self._tag_write_locks: dict[str, threading.Lock] = {}
 
     # -- the MetadataProvider protocol ---------------------------------------------------------
 
@@ -227,7 +231,9 @@ class RegistryMetadataProvider:
                 for tag, digest in dict(cached.get("digests", {})).items():
                     seen.setdefault(tag, digest)
             if fetch:
-                self.records.save_tags(source, tags, seen)
+                self._tags_dirty.add(source)
+        if fetch:
+            self._save_tags(source)
         return tags
 
     def _digest_for_tag(self, source: str, tag: str) -> str | None:
@@ -248,9 +254,23 @@ class RegistryMetadataProvider:
             if seen.get(tag) == digest:
                 return
             seen[tag] = digest
-            tags = self._tags.get(source)
-            if tags is not None:
-                self.records.save_tags(source, tags, seen)
+            if source not in self._tags:
+                return
+            self._tags_dirty.add(source)
+        self._save_tags(source)
+
+    def _save_tags(self, source: str) -> None:
+        """Write ``source``'s tag record as it is now, unless a write since did already."""
+        with self._lock:
+            write_lock = self._tag_write_locks.setdefault(source, threading.Lock())
+        with write_lock:
+            with self._lock:
+                if source not in self._tags_dirty:
+                    return
+                self._tags_dirty.discard(source)
+                tags = list(self._tags[source])
+                seen = dict(self._seen_digests.get(source, {}))
+            self.records.save_tags(source, tags, seen)
 
     # -- metadata ------------------------------------------------------------------------------
 
