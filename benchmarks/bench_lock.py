@@ -145,17 +145,27 @@ def requests_made(log: Path, offset: int) -> list[tuple[str, str]]:
 
 
 def curl_baseline(registry: RunningRegistry, made: list[tuple[str, str]], work: Path) -> Path:
-    """A script that sends the same requests with curl: one process per request, 8 at a
-    time (falcopkg's own parallelism), bodies to /dev/null."""
-    lines = []
-    for method, path in made:
-        head = "--head " if method == "HEAD" else ""
-        lines.append(f"{head}-H Accept:{MANIFEST_ACCEPT} http://{registry.host}{path}\n")
+    """A script that sends the same requests with curl: 8 curl processes at once (falcopkg's
+    parallelism), each sending its share over kept-alive connections, bodies to /dev/null."""
     work.mkdir(parents=True, exist_ok=True)
-    urls = work / "curl-requests.txt"
-    urls.write_text("".join(lines))
+    shares: list[list[str]] = [[] for _ in range(8)]
+    for number, (method, path) in enumerate(made):
+        head = "head\n" if method == "HEAD" else ""
+        shares[number % 8].append(
+            f'{head}header = "Accept: {MANIFEST_ACCEPT}"\n'
+            f'url = "http://{registry.host}{path}"\noutput = "/dev/null"\n'
+        )
+    configs = []
+    for number, share in enumerate(shares):
+        if share:
+            config = work / f"curl-{number}.conf"
+            config.write_text("next\n".join(share))
+            configs.append(str(config))
     script = work / "curl-baseline.sh"
-    script.write_text(f"#!/bin/sh\nxargs -P 8 -L 1 curl -sS -o /dev/null --noproxy '*' < {urls}\n")
+    script.write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' {' '.join(configs)} | xargs -P 8 -n 1 curl -sS -f --noproxy '*' -K\n"
+    )
     script.chmod(0o755)
     return script
 
@@ -286,8 +296,8 @@ rulesfiles in falco.toml, each needing one of N/2 two-platform plugins; two vers
 every artifact). falcopkg is the non-editable install (benchmarks/results/venv), a fresh
 process per run. Cold: empty cache, no falco.lock. Re-lock: falco.lock and cache present,
 nothing changed. The baseline sends the very requests that falcopkg's run made (taken from
-the registry's access log, GET and HEAD) with `curl`, one process per request, 8 at a time
-(`xargs -P 8`, falcopkg's parallelism), in the same run, alternating with falcopkg; medians
+the registry's access log, GET and HEAD) with `curl`: 8 curl processes at once
+(falcopkg's parallelism), each sending an eighth of them over kept-alive connections, in the same run, alternating with falcopkg; medians
 of {options.repeats} paired runs. Machine: {machine}.
 
 {table}
