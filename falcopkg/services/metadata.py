@@ -230,9 +230,11 @@ class RegistryMetadataProvider:
             if cached is not None:
                 for tag, digest in dict(cached.get("digests", {})).items():
                     seen.setdefault(tag, digest)
-            if fetch:
+            # A re-lock usually finds the record as it was: nothing to write (or fsync).
+            changed = cached is None or (cached.get("tags"), cached.get("digests")) != (tags, seen)
+            if fetch and changed:
                 self._tags_dirty.add(source)
-        if fetch:
+        if fetch and changed:
             self._save_tags(source)
         return tags
 
