@@ -86,7 +86,7 @@ class MetadataCache:
 
     @staticmethod
     def _write(path: Path, data: dict[str, Any]) -> None:
-        # Not fsynced (a cold lock of 1000 artifacts writes ~6500 records): a record a power
+        # Not fsynced (a cold lock of 1000 artifacts writes ~4500 records): a record a power
         # cut left empty or torn fails to parse and reads as missing, so it is fetched again.
         text = json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True)
         atomic_write_text(path, text, durable=False)
@@ -233,7 +233,7 @@ class RegistryMetadataProvider:
             if cached is not None:
                 for tag, digest in dict(cached.get("digests", {})).items():
                     seen.setdefault(tag, digest)
-            # A re-lock usually finds the record as it was: nothing to write (or fsync).
+            # A re-lock usually finds the record as it was: nothing to write.
             changed = cached is None or (cached.get("tags"), cached.get("digests")) != (tags, seen)
             if fetch and changed:
                 self._tags_dirty.add(source)
