@@ -11,8 +11,8 @@ warms the cache with one search, then times, alternating, ``--repeats`` runs eac
 - `falcopkg artifact search k8saudit` (load the cached parsed index, rank, print).
 
 Prints a markdown table of medians and, unless --no-doc, writes it into the
-"artifact search (issue 3)" section of docs/benchmarks.md. Target: search within 2x of
---version.
+"artifact search (issue 3)" section of docs/benchmarks.md. Target (issue 13): search within
+1.5x of --version.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from _common import (
 
 SECTION = "artifact search (issue 3)"
 COMMAND = ".venv/bin/python benchmarks/bench_search.py"
-TARGET_RATIO = 2.0
+TARGET_RATIO = 1.5  # issue 13 (issue 3 asked for 2x)
 QUERY = "k8saudit"
 
 _WORDS = [
@@ -165,7 +165,7 @@ def main() -> int:
     )
     verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
     print(table)
-    print(f"\ntarget (search within {TARGET_RATIO:.0f}x of --version): {verdict}; top hit: {top}")
+    print(f"\ntarget (search within {TARGET_RATIO:g}x of --version): {verdict}; top hit: {top}")
     if not args.no_doc:
         machine = ", ".join(f"{k} {v}" for k, v in machine_info().items())
         body = (
@@ -176,17 +176,17 @@ def main() -> int:
             "both commands run alternately, "
             f"{args.repeats} times each, as subprocesses (median wall time).\n\n"
             f"{table}\n\n"
-            f"Target (search within {TARGET_RATIO:.0f}x of `--version`): **{verdict}**. "
+            f"Target (issue 13: search within {TARGET_RATIO:g}x of `--version`): **{verdict}**. "
             f"Top hit: `{top}`.\n\n"
             "What keeps it there (found with `python -X importtime` and cProfile): the cached "
             "path imports no requests, YAML, tomlkit or semver (the user config is read with "
             "the stdlib tomllib); an unchanged local index is recognised by size and mtime; "
-            "the parsed form is JSON shaped to decode fast (shared values in tables, lists "
-            "joined, each entry's lowercase search text precomputed) and is loaded with the "
-            "garbage collector paused; ranking reads names and search texts straight from "
-            "the cached rows and builds only the entries it prints; fuzzy matching runs only "
-            "for keywords nothing else matched. Left: about 15 ms to decode the 10,000 rows "
-            "and a few ms of ranking.\n\n"
+            "the parsed form is shaped to decode fast (shared values in tables, lists "
+            "joined, each entry's lowercase search text precomputed), stored in Python's "
+            "marshal format behind a header (payload format, Python version, length, "
+            "CRC-32) and loaded with the garbage collector paused; ranking reads names and "
+            "search texts straight from the cached rows and builds only the entries it "
+            "prints; fuzzy matching runs only for keywords nothing else matched.\n\n"
             f"Measured {dt.date.today().isoformat()} on: {machine}; 1-minute load average "
             f"{load_before:.1f} before and {load_after:.1f} after (other work on the machine "
             "slows both commands alike; the ratio is the number to compare)."

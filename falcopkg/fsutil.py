@@ -17,7 +17,7 @@ from typing import IO
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: Path, *, mode: int | None = None, temp_dir: Path | None = None
+    path: Path, *, mode: int | None = None, temp_dir: Path | None = None, durable: bool = True
 ) -> Iterator[IO[bytes]]:
     """Yield a binary file that replaces ``path`` atomically when the block succeeds.
 
@@ -25,6 +25,8 @@ def atomic_writer(
     ``mode`` sets the permission bits (e.g. 0o600 for credentials) before the rename.
     ``temp_dir`` (same filesystem) holds the temporary file instead of ``path``'s directory,
     for directories whose every file is read (Falco's config.d loads dotfiles too).
+    ``durable=False`` skips the fsync before the rename: for caches whose every reader
+    treats a damaged or empty file as missing (a power cut may leave one behind).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
@@ -37,7 +39,8 @@ def atomic_writer(
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         elif path.exists():
@@ -52,16 +55,26 @@ def atomic_writer(
 
 
 def atomic_write_bytes(
-    path: Path, data: bytes, *, mode: int | None = None, temp_dir: Path | None = None
+    path: Path,
+    data: bytes,
+    *,
+    mode: int | None = None,
+    temp_dir: Path | None = None,
+    durable: bool = True,
 ) -> None:
-    with atomic_writer(path, mode=mode, temp_dir=temp_dir) as handle:
+    with atomic_writer(path, mode=mode, temp_dir=temp_dir, durable=durable) as handle:
         handle.write(data)
 
 
 def atomic_write_text(
-    path: Path, text: str, *, mode: int | None = None, temp_dir: Path | None = None
+    path: Path,
+    text: str,
+    *,
+    mode: int | None = None,
+    temp_dir: Path | None = None,
+    durable: bool = True,
 ) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode=mode, temp_dir=temp_dir)
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode, temp_dir=temp_dir, durable=durable)
 
 
 def _read_umask() -> int:

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import io
 import os
 import re
 import socket
+import ssl
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -344,6 +346,63 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
         nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
         nested.extend(arg for arg in current.args if isinstance(arg, BaseException))
         stack.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def body_chunks(response: requests.Response, chunk_size: int) -> Iterator[memoryview | bytes]:
+    """The body of a streamed ``response`` in chunks of up to ``chunk_size`` bytes.
+
+    An unencoded body is read with ``readinto`` straight from the connection into one
+    reused buffer: each chunk is a view of that buffer, valid only until the next one is
+    asked for (copy it to keep it). That skips urllib3's per-chunk copies and allocations
+    (a fresh megabyte per chunk costs page faults); the reads still go through the guarded
+    socket (deadlines, stalls). Failures are raised as requests raises them from
+    ``iter_content`` (a short body as ChunkedEncodingError, a read timeout as
+    ConnectionError), so callers handle both paths alike. Anything else (a
+    Content-Encoding to decode, a body already being read) goes through ``iter_content``.
+    """
+    raw = response.raw
+    connection_body = getattr(raw, "_fp", None)
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if (
+        not isinstance(connection_body, http.client.HTTPResponse)
+        or encoding not in ("", "identity")
+        or response._content_consumed  # type: ignore[attr-defined]
+        or getattr(raw, "_fp_bytes_read", 0)
+        or len(getattr(raw, "_decoded_buffer", b""))
+    ):
+        yield from response.iter_content(chunk_size)
+        return
+    buffer = bytearray(chunk_size)
+    view = memoryview(buffer)
+    while True:
+        try:
+            count = connection_body.readinto(buffer)
+        except (TimeoutError, ssl.SSLError, http.client.HTTPException, OSError) as exc:
+            raise _read_failure(exc, response) from exc
+        if not count:
+            left = connection_body.length
+            if left:  # http.client returns 0 for a body cut short; urllib3 would raise
+                short = http.client.IncompleteRead(b"", left)
+                raise _read_failure(short, response) from None
+            break
+        yield view[:count]
+    response._content_consumed = True  # type: ignore[attr-defined]
+    raw.release_conn()  # read to its end: the connection goes back to the pool
+
+
+def _read_failure(exc: BaseException, response: requests.Response) -> requests.RequestException:
+    """``exc`` from a body read, wrapped as ``iter_content`` would wrap it."""
+    if isinstance(exc, TimeoutError) or (
+        isinstance(exc, ssl.SSLError) and "read operation timed out" in str(exc)
+    ):
+        return requests.exceptions.ConnectionError(
+            f"Read timed out. ({exc})", exc, request=response.request
+        )
+    if isinstance(exc, ssl.SSLError):
+        return requests.exceptions.SSLError(exc, request=response.request)
+    return requests.exceptions.ChunkedEncodingError(
+        f"Connection broken: {exc!r}", exc, request=response.request
+    )
 
 
 def failed_url(exc: BaseException, url: str) -> str:
@@ -668,6 +727,7 @@ __all__ = [
     "Body",
     "Transport",
     "basic_authorization",
+    "body_chunks",
     "environment_ca_bundle",
     "new_session",
     "timeout_error",

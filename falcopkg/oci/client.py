@@ -41,6 +41,7 @@ from falcopkg.http import (
     STALL_INTERVAL,
     Body,
     Transport,
+    body_chunks,
     causes,
     environment_ca_bundle,
     timeout_error,
@@ -473,12 +474,13 @@ class RegistryClient:
                 hasher = hashlib.new(algorithm)
                 received = 0
                 try:
-                    for chunk in resp.iter_content(CHUNK_SIZE):
+                    for chunk in body_chunks(resp, CHUNK_SIZE):
                         received += len(chunk)
                         if limit is not None and received > limit:
                             raise _too_large(what, limit)
                         hasher.update(chunk)
-                        yield chunk
+                        # A view of a reused buffer: the consumer may keep what it gets.
+                        yield bytes(chunk)
                 except requests.RequestException as exc:
                     raise self.transport.read_error(exc, url) from None
                 _verify_received(hasher, received, digest, expected_size, what)
@@ -601,7 +603,7 @@ class RegistryClient:
                             raise self._error(resp, f"blob {digest} in {self.host}/{repository}")
                         limit = _check_length(resp, expected_size, max_size, what)
                         hasher = hashlib.new(algorithm)
-                        for chunk in resp.iter_content(CHUNK_SIZE):
+                        for chunk in body_chunks(resp, CHUNK_SIZE):
                             received += len(chunk)
                             if limit is not None and received > limit:
                                 raise _too_large(what, limit)

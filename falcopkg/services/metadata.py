@@ -86,7 +86,10 @@ class MetadataCache:
 
     @staticmethod
     def _write(path: Path, data: dict[str, Any]) -> None:
-        atomic_write_text(path, json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True))
+        # Not fsynced (a cold lock of 1000 artifacts writes ~4500 records): a record a power
+        # cut left empty or torn fails to parse and reads as missing, so it is fetched again.
+        text = json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True)
+        atomic_write_text(path, text, durable=False)
 
     def root_record(self, digest: str) -> dict[str, Any] | None:
         return self._read(self._digest_path("roots", digest))
@@ -146,6 +149,10 @@ class RegistryMetadataProvider:
         self._tags: dict[str, list[str]] = {}
         self._seen_digests: dict[str, dict[str, str]] = {}  # source -> tag -> digest
         self._metadata: dict[tuple[str, str], CandidateMetadata] = {}
+        # Tag caches are written outside _lock: sources whose record changed, and
+        # one lock per source so that its writes land in order.
+        self._tags_dirty: set[str] = set()
+        self._tag_write_locks: dict[str, threading.Lock] = {}
 
     # -- the MetadataProvider protocol ---------------------------------------------------------
 
@@ -226,8 +233,12 @@ class RegistryMetadataProvider:
             if cached is not None:
                 for tag, digest in dict(cached.get("digests", {})).items():
                     seen.setdefault(tag, digest)
-            if fetch:
-                self.records.save_tags(source, tags, seen)
+            # A re-lock usually finds the record as it was: nothing to write.
+            changed = cached is None or (cached.get("tags"), cached.get("digests")) != (tags, seen)
+            if fetch and changed:
+                self._tags_dirty.add(source)
+        if fetch and changed:
+            self._save_tags(source)
         return tags
 
     def _digest_for_tag(self, source: str, tag: str) -> str | None:
@@ -248,9 +259,23 @@ class RegistryMetadataProvider:
             if seen.get(tag) == digest:
                 return
             seen[tag] = digest
-            tags = self._tags.get(source)
-            if tags is not None:
-                self.records.save_tags(source, tags, seen)
+            if source not in self._tags:
+                return
+            self._tags_dirty.add(source)
+        self._save_tags(source)
+
+    def _save_tags(self, source: str) -> None:
+        """Write ``source``'s tag record as it is now, unless a write since did already."""
+        with self._lock:
+            write_lock = self._tag_write_locks.setdefault(source, threading.Lock())
+        with write_lock:
+            with self._lock:
+                if source not in self._tags_dirty:
+                    return
+                self._tags_dirty.discard(source)
+                tags = list(self._tags[source])
+                seen = dict(self._seen_digests.get(source, {}))
+            self.records.save_tags(source, tags, seen)
 
     # -- metadata ------------------------------------------------------------------------------
 

@@ -198,13 +198,16 @@ def test_broken_parsed_cache_is_rebuilt_from_the_raw_copy(
     project: Path, server: IndexServer, tmp_home: TmpHome
 ) -> None:
     assert _add(server).exit_code == 0
-    [parsed] = list((tmp_home.cache_dir / "indexes").glob("*/parsed-*.json"))
-    parsed.write_text("{not json")
+    [parsed] = list((tmp_home.cache_dir / "indexes").glob("*/parsed-*"))
+    intact = parsed.read_bytes()
+    damaged = intact[:-10] + b"damaged!!!"  # the CRC no longer matches
+    parsed.write_bytes(damaged)
     server.reset_requests()
     result = run_cli("artifact", "list", "--type", "asset", "--json")
     assert [row["name"] for row in json.loads(result.stdout)] == ["edge-cases"]
     assert server.requests == []
-    assert json.loads(parsed.read_text())["digest"] == bytes_digest(REALISTIC.read_bytes())
+    assert parsed.read_bytes() not in (b"", damaged)  # rebuilt
+    assert parsed.name == f"parsed-{bytes_digest(REALISTIC.read_bytes()).partition(':')[2]}.bin"
 
 
 def test_transient_server_error_is_retried(project: Path, server: IndexServer) -> None:

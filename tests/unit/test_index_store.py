@@ -58,7 +58,7 @@ def test_changed_local_index_is_reparsed(tmp_path: Path, local_index: Path) -> N
     )
     result = store.update(config)
     assert result.changed and [e.name for e in result.entries] == ["only"]
-    parsed = list(store.directory(config).glob("parsed-*.json"))
+    parsed = list(store.directory(config).glob("parsed-*"))
     assert len(parsed) == 1  # the old fast form is gone
 
 
