@@ -257,6 +257,30 @@ def key_path_line(text: str, path: Sequence[str | int]) -> int | None:
     return start + 1 if start >= 0 else None
 
 
+def table_key_lines(text: str, table: tuple[str, ...]) -> dict[str, int]:
+    """Line (1-based) of each key written directly in ``table`` (its first segment, for a
+    dotted key), in one pass over ``text``: for messages about many keys at once, where
+    :func:`key_path_line` per key would read the text once per key."""
+    found: dict[str, int] = {}
+    inside = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _header_path(line)
+        if header is not None:
+            inside = header == (table, False)
+            continue
+        stripped = line.strip()
+        if not inside or not stripped or stripped.startswith("#"):
+            continue
+        if stripped[0] in "\"'":
+            end = stripped.find(stripped[0], 1)
+            key = stripped[1:end] if end > 0 else ""
+        else:
+            key = stripped.split("=", 1)[0].split(".", 1)[0].strip()
+        if key:
+            found.setdefault(key, number)
+    return found
+
+
 def _header_path(line: str) -> tuple[tuple[str, ...], bool] | None:
     """``[a."b.c"]`` → (("a", "b.c"), False); ``[[index]]`` → (("index",), True)."""
     stripped = line.strip()

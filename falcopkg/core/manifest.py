@@ -441,11 +441,12 @@ class _Reader:
         index_names = [index.name for index in indexes]
         from dataclasses import replace
 
-        from falcopkg.tomlfile import key_path_line
+        from falcopkg.tomlfile import table_key_lines
 
+        lines = table_key_lines(self.text, ("dependencies",))  # one pass for all of them
         found = {}
         for name, raw in table.items():
-            line = key_path_line(self.text, ("dependencies", name))
+            line = lines.get(name)
             where = f"{self.path.name}:{line}" if line else self.path.name
             found[name] = replace(self.dependency(name, raw, index_names), where=where)
         return found

@@ -72,3 +72,28 @@ def test_data_and_text_are_returned(tmp_path: Path) -> None:
     data, read_text = read_toml_data(path)
     assert data == {"index": [{"name": "x", "url": "https://example.com/index.yaml"}]}
     assert read_text == text
+
+
+def test_table_key_lines_finds_every_key_of_a_table_in_one_pass() -> None:
+    from falcopkg.tomlfile import table_key_lines
+
+    text = (
+        '[target]\nx = 1\n[dependencies]\n# a comment\na = "1"\n'
+        '"b.c" = { ref = "x" }\nd.version = "2"\n\'e\' = "3"\n[other]\nf = 1\n'
+    )
+    assert table_key_lines(text, ("dependencies",)) == {"a": 5, "b.c": 6, "d": 7, "e": 8}
+    assert table_key_lines(text, ("missing",)) == {}
+
+
+def test_parsing_a_thousand_dependencies_stays_linear() -> None:
+    """Each dependency records its falco.toml line: found in one pass, not one per key."""
+    import time
+    from pathlib import Path
+
+    from falcopkg.core.manifest import parse_manifest
+
+    text = "[dependencies]\n" + "".join(f'a{n} = "1"\n' for n in range(5000))
+    started = time.monotonic()
+    manifest = parse_manifest(text, Path("falco.toml"))
+    assert time.monotonic() - started < 2.0
+    assert manifest.dependencies["a4999"].where == "falco.toml:5001"
