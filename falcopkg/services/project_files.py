@@ -2,7 +2,7 @@
 that exists and matches falco.toml. (core/ parses, this module does the file I/O.)
 
 Light on purpose: `sync`, `verify`, `tree` and `lock --check` need these without the
-resolver that falcopkg.services.resolution (which re-exports them) imports.
+resolver that falcopkg.services.resolution imports.
 """
 
 from __future__ import annotations
@@ -49,12 +49,10 @@ def parse_lock_bytes(data: bytes, path: Path) -> Lock:
     return parse_lock(text, str(path))
 
 
-def write_lock_if_changed(path: Path, lock: Lock) -> bool:
-    """Write ``lock`` to ``path`` atomically unless the file already has these bytes."""
-    from falcopkg.core.lockfile import render_lock
+def write_lock_if_changed(path: Path, text: str) -> bool:
+    """Write a rendered lock to ``path`` atomically unless the file already has these bytes."""
     from falcopkg.fsutil import atomic_write_text
 
-    text = render_lock(lock)
     try:
         if path.read_text(encoding="utf-8") == text:
             return False

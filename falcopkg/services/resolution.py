@@ -27,8 +27,6 @@ from falcopkg.core.versions import Constraint, Version
 from falcopkg.errors import FalcopkgError, UsageError
 
 # Re-exported: they lived here before services.project_files, which sync uses without the resolver.
-from falcopkg.services.project_files import read_lock as read_lock
-from falcopkg.services.project_files import write_lock_if_changed as write_lock_if_changed
 
 if TYPE_CHECKING:
     from falcopkg.core.index_config import IndexConfig

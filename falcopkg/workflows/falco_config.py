@@ -42,11 +42,6 @@ class SnippetChange:
         return self.outcome.startswith("kept")
 
 
-def read_record(rulesfiles_dir: Path) -> dict[str, object] | None:
-    """falcopkg's record of the snippet it wrote, or None (missing or damaged: not ours)."""
-    return read_snippet_record(rulesfiles_dir)
-
-
 def snippet_text(
     lock: Lock, manifest: Manifest, platform: str, directories: dict[str, Path]
 ) -> str:
@@ -71,7 +66,7 @@ def apply_snippet(
 ) -> SnippetChange | None:
     """Make ``config_dir/falcopkg.yaml`` hold ``text`` (None: nothing locked, or no
     ``config_dir``: remove the snippet falcopkg wrote before). None when nothing applies."""
-    record = read_record(rulesfiles_dir)
+    record = read_snippet_record(rulesfiles_dir)
     previous = Path(str(record["path"])) if record is not None else None
     target = config_dir / SNIPPET_NAME if config_dir is not None else None
     change: SnippetChange | None = None
@@ -116,7 +111,7 @@ def snippet_drift(
     if current is None:
         return ("missing", target, "the Falco config snippet is not there")
     if current != text.encode("utf-8"):
-        record = read_record(rulesfiles_dir)
+        record = read_snippet_record(rulesfiles_dir)
         if record is not None and _sha256(current) == record.get("sha256"):
             return ("outdated", target, "written for another falco.lock")
         return ("modified", target, "changed since falcopkg wrote it")

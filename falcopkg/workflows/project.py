@@ -152,8 +152,9 @@ class Project:
         from falcopkg.core.lockfile import render_lock
         from falcopkg.services.project_files import write_lock_if_changed
 
-        written = write_lock_if_changed(self.lock_path, lock)
-        self.lock_bytes = render_lock(lock).encode("utf-8")
+        text = render_lock(lock)  # rendered once: written, and kept as this session's bytes
+        written = write_lock_if_changed(self.lock_path, text)
+        self.lock_bytes = text.encode("utf-8")
         return written
 
     # -- effects ---------------------------------------------------------------------------------

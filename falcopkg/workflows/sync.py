@@ -60,7 +60,6 @@ def sync(project: Project, options: SyncOptions) -> SyncResult:
     if quick is not None:
         return SyncResult(None, quick)
 
-    from falcopkg.core.lockfile import render_lock
     from falcopkg.services.installer import install_artifacts
 
     manifest = project.manifest
@@ -69,11 +68,9 @@ def sync(project: Project, options: SyncOptions) -> SyncResult:
             lock, lock_changed = project.fresh_lock, False
         else:
             lock, lock_changed = current_lock(project, registries, options)
+        if lock_changed and not options.dry_run:
+            project.write_lock(lock)  # also the session's lock_bytes, fingerprinted below
         lock_bytes = project.lock_bytes
-        if lock_changed:
-            lock_bytes = render_lock(lock).encode("utf-8")
-            if not options.dry_run:
-                project.write_lock(lock)
         directories = install_directories(manifest, options.overrides)
         stamp = None
         if not options.dry_run and project.manifest_bytes is not None and lock_bytes is not None:
