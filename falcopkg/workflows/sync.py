@@ -98,9 +98,13 @@ def sync(project: Project, options: SyncOptions) -> SyncResult:
     from falcopkg.workflows.falco_config import apply_snippet, snippet_text
 
     # After the files it names are in place: a watching Falco reloads a consistent set.
-    text = snippet_text(lock, manifest, options.platform, directories) if lock.artifacts else None
+    # Rendered only when there is a snippet to keep (the YAML renderer is not free); without
+    # a config dir apply_snippet only removes one an earlier setting left.
+    config_dir = falco_config_dir(manifest, options.overrides)
+    wanted = config_dir is not None and lock.artifacts
+    text = snippet_text(lock, manifest, options.platform, directories) if wanted else None
     snippet = apply_snippet(
-        falco_config_dir(manifest, options.overrides),
+        config_dir,
         text,
         directories["rulesfiles_dir"],
         force=options.force,
