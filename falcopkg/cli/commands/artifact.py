@@ -9,7 +9,7 @@ dependencies and requirements.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,13 +23,10 @@ from falcopkg.errors import FalcopkgError
 from falcopkg.services.indexes import IndexStore, LoadedIndex
 
 if TYPE_CHECKING:
-    from falcopkg.artifact.config import Dependency
-    from falcopkg.artifact.remote import RemoteArtifact
     from falcopkg.core.index_config import IndexConfig
-    from falcopkg.oci.store import ContentStore
+    from falcopkg.workflows.artifact_info import ArtifactInfo
 
 DESCRIPTION_WIDTH = 60
-HEAD_WORKERS = 8
 
 
 @lazy_group(
@@ -183,22 +180,6 @@ def list_(app: AppContext, type_: str | None, index_names: tuple[str, ...], as_j
 # -- info ---------------------------------------------------------------------------------------
 
 
-class ArtifactInfo(NamedTuple):
-    """What `artifact info` shows: index metadata plus the registry's view."""
-
-    reference: str  # registry/repository
-    entry: IndexEntry | None
-    index_name: str | None
-    tags: list[str]
-    versions: list[str]  # semver tags, newest first
-    floating: dict[str, str | None]  # alias tag -> the version tag it points to
-    selected_tag: str | None
-    remote: RemoteArtifact
-    # The config's united with the rules YAML's (SPEC §2): what `lock` uses.
-    dependencies: tuple[Dependency, ...]
-    requirements: dict[str, str]
-
-
 @artifact.command()
 @click.argument("ref")
 @json_option
@@ -210,89 +191,19 @@ def info(app: AppContext, ref: str, as_json: bool, plain_http: bool) -> None:
     REF is an index name or a registry reference, with an optional :tag or @digest
     (default: the newest version).
     """
-    from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import resolve_reference
-    from falcopkg.services.metadata import declared_metadata
+    from falcopkg.workflows.artifact_info import artifact_info
 
     reference = reference_argument(ref)
     unavailable: list[tuple[IndexConfig, FalcopkgError]] = []
     indexes = load_indexes(app, unavailable=unavailable) if reference.is_index_name else []
     located, entry, index_name = resolve_reference(reference, indexes, unavailable)
     with app.registries(plain_http=plain_http) as registries:
-        # Through the registry's mirror, if it has one, like every other read.
-        source = f"{located.registry}/{located.repository}"
-        store, repository = registries.endpoint(source)
-        details = _gather(store, repository, located.version_ref)
-        declared = declared_metadata(registries, BlobCache(app.cache_dir), source, details[4])
-    result = ArtifactInfo(
-        reference=located.locator,
-        entry=entry,
-        index_name=index_name,
-        tags=details[0],
-        versions=details[1],
-        floating=details[2],
-        selected_tag=details[3],
-        remote=details[4],
-        dependencies=declared.dependencies,
-        requirements=dict(declared.requirements),
-    )
+        result = artifact_info(located, entry, index_name, registries, app.cache_dir)
     if as_json:
         app.console.json(_info_json(result))
     else:
         app.console.data(_info_text(result))
-
-
-def _gather(
-    client: ContentStore, repository: str, version_ref: str | None
-) -> tuple[list[str], list[str], dict[str, str | None], str | None, RemoteArtifact]:
-    """Tags, versions (newest first), floating tags, the selected tag and the artifact."""
-    from falcopkg.artifact.remote import inspect_artifact
-    from falcopkg.core.reference import DIGEST_RE
-    from falcopkg.core.versions import semver_tags
-
-    tags = client.list_tags(repository)
-    ordered = semver_tags(tags)
-    versions = [tag for _, tag in ordered]
-    # Like resolution (§4): the newest release; a pre-release only when there is nothing else.
-    stable = [tag for version, tag in ordered if not version.prerelease]
-    version_set = set(versions)
-    aliases = sorted(tag for tag in tags if tag not in version_set)
-    selected = version_ref
-    if selected is None:
-        if versions:
-            selected = (stable or versions)[0]
-        elif "latest" in tags:
-            selected = "latest"
-        else:
-            raise FalcopkgError(
-                f"{client.host}/{repository} has no tags",
-                hint="push a version first, e.g. `falcopkg registry push …`",
-            )
-    pinned = DIGEST_RE.match(selected) is not None
-    # Digests are needed to tell what floating tags (and a pinned digest) point to.
-    digests = _tag_digests(client, repository, [*aliases, *versions]) if aliases or pinned else {}
-    by_digest: dict[str, str] = {}
-    for tag in reversed(versions):  # newest wins when several versions share a digest
-        if tag in digests:
-            by_digest[digests[tag]] = tag
-    floating: dict[str, str | None] = {
-        alias: by_digest.get(digests.get(alias, "")) for alias in aliases
-    }
-    remote = inspect_artifact(client, repository, selected)
-    selected_tag = by_digest.get(remote.root_digest) if pinned else selected
-    return tags, versions, floating, selected_tag, remote
-
-
-def _tag_digests(client: ContentStore, repository: str, tags: Sequence[str]) -> dict[str, str]:
-    """Manifest digest of each tag (HEAD requests in parallel); missing tags are skipped."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def head(tag: str) -> tuple[str, str | None]:
-        descriptor = client.head_manifest(repository, tag)
-        return tag, descriptor.digest if descriptor is not None else None
-
-    with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, max(1, len(tags)))) as pool:
-        return {tag: digest for tag, digest in pool.map(head, tags) if digest is not None}
 
 
 def _info_json(result: ArtifactInfo) -> dict[str, Any]:
