@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from falcopkg.archive import extract_into
 from falcopkg.artifact.platforms import host_platform
@@ -14,6 +15,10 @@ from falcopkg.artifact.remote import PlatformManifest, RemoteArtifact, inspect_a
 from falcopkg.core.reference import DIGEST_RE
 from falcopkg.oci.store import ContentStore
 from falcopkg.services.cache import BlobCache
+
+if TYPE_CHECKING:
+    from falcopkg.services.fetch import DownloadProgress
+    from falcopkg.services.registries import RegistryAccess
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ def pull_artifact(
     *,
     cache: BlobCache | None = None,
     max_bytes: int | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: DownloadProgress | None = None,
 ) -> PullResult:
     """Download the layer of ``reference`` for ``platform`` (default: this host) and extract
     it into ``out_dir``. Single-manifest artifacts ignore the platform.
@@ -49,12 +54,42 @@ def pull_artifact(
     artifact = inspect_artifact(client, repository, reference, platforms=[wanted])
     chosen = artifact.select(wanted, where=where)
     layer = chosen.layer
-    with _layer_file(client, repository, layer.digest, layer.size, cache, progress) as archive:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        extracted = extract_into(
-            archive, where, out_dir, max_bytes=max_bytes, expected_digest=layer.digest
-        )
+    advance = progress.advance if progress is not None else None
+    if progress is not None:
+        progress.begin(1, layer.size)
+    try:
+        with _layer_file(client, repository, layer.digest, layer.size, cache, advance) as archive:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            extracted = extract_into(
+                archive, where, out_dir, max_bytes=max_bytes, expected_digest=layer.digest
+            )
+    finally:
+        if progress is not None:
+            progress.end()
     return PullResult(artifact, chosen, out_dir, tuple(f.path for f in extracted))
+
+
+def registry_pull(
+    registries: RegistryAccess,
+    source: str,
+    reference: str,
+    platform: str | None,
+    out_dir: Path,
+    *,
+    cache_dir: Path,
+    progress: DownloadProgress | None = None,
+) -> PullResult:
+    """`registry pull`: ``source`` (``host/repository``) read through its mirror, if any."""
+    store, repository = registries.endpoint(source)
+    return pull_artifact(
+        store,
+        repository,
+        reference,
+        platform,
+        out_dir,
+        cache=BlobCache(cache_dir),
+        progress=progress,
+    )
 
 
 @contextlib.contextmanager

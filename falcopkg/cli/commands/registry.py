@@ -260,33 +260,23 @@ def pull(
     Prints the paths of the files written.
     """
     from falcopkg.artifact.platforms import validate_platform
-    from falcopkg.services.cache import BlobCache
-    from falcopkg.workflows.pull import pull_artifact
+    from falcopkg.workflows.pull import registry_pull
 
     reference = _registry_reference(ref, "registry pull")
     chosen_platform = validate_platform(platform) if platform else None
     version_ref = reference.version_ref or DEFAULT_TAG
     console = app.console
     with app.registries(plain_http=plain_http, broken_manifest="warn") as registries:
-        # Through the registry's mirror, if it has one, like every other read.
-        store, repository = registries.endpoint(f"{reference.registry}/{reference.repository}")
-        # Bytes moving on a terminal, as in `sync` (nothing on a pipe: one line follows).
-        progress = console.download_progress() if console.is_tty else None
-        if progress is not None:
-            progress.begin(1, 0)
-        try:
-            result = pull_artifact(
-                store,
-                repository,
-                version_ref,
-                chosen_platform,
-                out_dir,
-                cache=BlobCache(app.cache_dir),
-                progress=progress.advance if progress is not None else None,
-            )
-        finally:
-            if progress is not None:
-                progress.end()
+        result = registry_pull(
+            registries,
+            f"{reference.registry}/{reference.repository}",
+            version_ref,
+            chosen_platform,
+            out_dir,
+            cache_dir=app.cache_dir,
+            # Bytes moving on a terminal, as in `sync` (nothing on a pipe: one line follows).
+            progress=console.download_progress() if console.is_tty else None,
+        )
     artifact = result.artifact
     shown_platform = f" for {result.manifest.platform}" if result.manifest.platform else ""
     version = artifact.config.version or version_ref
