@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-
 from falcopkg import fsutil
 from falcopkg.core.reference import DIGEST_RE
 from falcopkg.deadline import CommandBudget, Deadline, HostTimeoutError
@@ -40,8 +38,12 @@ from falcopkg.http import (
     STALL_BYTES,
     STALL_INTERVAL,
     Body,
+    ConnectTimeout,
+    ReadTimeout,
+    Response,
+    TLSError,
     Transport,
-    body_chunks,
+    TransportError,
     causes,
     environment_ca_bundle,
     timeout_error,
@@ -328,7 +330,7 @@ class RegistryClient:
                 raise self._error(resp, what)
             digest = resp.headers.get("Docker-Content-Digest", "")
             media_type = _media_type(resp.headers.get("Content-Type"))
-            size = _int_header(resp, "Content-Length")
+            size = _int_header(resp.headers, "Content-Length")
         if DIGEST_RE.match(reference):
             digest = reference
         if not DIGEST_RE.match(digest) or size is None or media_type in _GENERIC_CONTENT_TYPES:
@@ -474,14 +476,14 @@ class RegistryClient:
                 hasher = hashlib.new(algorithm)
                 received = 0
                 try:
-                    for chunk in body_chunks(resp, CHUNK_SIZE):
+                    for chunk in resp.chunks(CHUNK_SIZE):
                         received += len(chunk)
                         if limit is not None and received > limit:
                             raise _too_large(what, limit)
                         hasher.update(chunk)
                         # A view of a reused buffer: the consumer may keep what it gets.
                         yield bytes(chunk)
-                except requests.RequestException as exc:
+                except TransportError as exc:
                     raise self.transport.read_error(exc, url) from None
                 _verify_received(hasher, received, digest, expected_size, what)
 
@@ -563,7 +565,7 @@ class RegistryClient:
                 return None
             if resp.status_code != 200:
                 raise self._error(resp, what)
-            size = _int_header(resp, "Content-Length")
+            size = _int_header(resp.headers, "Content-Length")
         if size is None:
             raise RegistryError(f"registry {self.host} gave no size for {what}", host=self.host)
         return size
@@ -603,7 +605,7 @@ class RegistryClient:
                             raise self._error(resp, f"blob {digest} in {self.host}/{repository}")
                         limit = _check_length(resp, expected_size, max_size, what)
                         hasher = hashlib.new(algorithm)
-                        for chunk in body_chunks(resp, CHUNK_SIZE):
+                        for chunk in resp.chunks(CHUNK_SIZE):
                             received += len(chunk)
                             if limit is not None and received > limit:
                                 raise _too_large(what, limit)
@@ -612,7 +614,7 @@ class RegistryClient:
                             if progress is not None:
                                 progress(len(chunk))
                     _verify_received(hasher, received, digest, expected_size, what)
-            except requests.RequestException as exc:
+            except TransportError as exc:
                 # The connection broke mid-stream: the sink was discarded; undo the progress.
                 if progress is not None and received:
                     progress(-received)
@@ -641,12 +643,12 @@ class RegistryClient:
             if resp.status_code != 202:
                 raise self._error(resp, what)
             url = self._upload_location(resp, start, what)
-            min_chunk = _int_header(resp, "OCI-Chunk-Min-Length") or 0
+            min_chunk = _int_header(resp.headers, "OCI-Chunk-Min-Length") or 0
         octet = {"Content-Type": "application/octet-stream"}
         if chunk_size is None:
             headers = {**octet, "Content-Length": str(size)}
             final = _with_query(url, digest=digest)
-            # An empty file would make requests send "Transfer-Encoding: chunked".
+            # An empty file: no body to open (Content-Length says 0).
             body = Body(source) if size else Body(b"")
         else:
             step = max(chunk_size, min_chunk, 1)
@@ -683,7 +685,7 @@ class RegistryClient:
         ):
             raise IntegrityError(f"registry {self.host} stored {what} under digest {stored}")
 
-    def _upload_location(self, resp: requests.Response, current: str, what: str) -> str:
+    def _upload_location(self, resp: Response, current: str, what: str) -> str:
         location = resp.headers.get("Location")
         if not location:
             raise RegistryError(
@@ -718,7 +720,7 @@ class RegistryClient:
         retry: bool = True,
         bulk: bool = False,
         deadline: Deadline | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with registry authentication: answer 401 challenges (at most twice)."""
         for round_number in range(3):
             sent = self.auth.header_for(scopes)
@@ -793,7 +795,7 @@ class RegistryClient:
             return resp.status_code, resp.content
 
     # -- errors ------------------------------------------------------------------------------------
-    def _error(self, resp: requests.Response, what: str) -> RegistryError:
+    def _error(self, resp: Response, what: str) -> RegistryError:
         """The RegistryError for a failed response (closes nothing; callers use ``with``)."""
         status = resp.status_code
         body = _read_prefix(resp)
@@ -859,7 +861,7 @@ class RegistryClient:
             f'under [registries."{host}"] in falco.toml or pass --plain-http'
         )
         found_causes = list(causes(exc))
-        if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, TLSError):
             verify_error = next(
                 (c for c in found_causes if isinstance(c, ssl.SSLCertVerificationError)), None
             )
@@ -886,9 +888,9 @@ class RegistryClient:
                 hint=registry_hint if not_tls else f'check the ca_file setting of "{host}"',
                 host=host,
             )
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
+        if isinstance(exc, ConnectTimeout):
             reason = f"connection timed out after {self.options.timeouts[0]:g}s"
-        elif isinstance(exc, requests.exceptions.ReadTimeout):
+        elif isinstance(exc, ReadTimeout):
             reason = f"no answer within {self.options.timeouts[1]:g}s"
         elif any(isinstance(c, ConnectionRefusedError) for c in found_causes):
             reason = "connection refused"
@@ -1003,22 +1005,22 @@ def _manifest_media_type(content_type: str, data: bytes, what: str) -> str:
     raise InvalidManifestError(f"{what} has no media type (neither Content-Type nor mediaType)")
 
 
-def _int_header(resp: requests.Response, name: str) -> int | None:
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     """A numeric header's value; None when missing or not plain ASCII digits (``²``)."""
     try:
-        return parse_ascii_int(resp.headers.get(name, "").strip(), name)
+        return parse_ascii_int(headers.get(name, "").strip(), name)
     except ValueError:
         return None
 
 
-def _read_limited(resp: requests.Response, limit: int, what: str, transport: Transport) -> bytes:
+def _read_limited(resp: Response, limit: int, what: str, transport: Transport) -> bytes:
     buffer = bytearray()
     try:
         for chunk in resp.iter_content(CHUNK_SIZE):
             buffer += chunk
             if len(buffer) > limit:
                 raise _too_large(what, limit)
-    except requests.RequestException as exc:
+    except TransportError as exc:
         error = transport.read_error(exc, resp.url)
         if isinstance(error, HostTimeoutError):
             raise error from None
@@ -1027,11 +1029,11 @@ def _read_limited(resp: requests.Response, limit: int, what: str, transport: Tra
 
 
 def _check_length(
-    resp: requests.Response, expected_size: int | None, max_size: int | None, what: str
+    resp: Response, expected_size: int | None, max_size: int | None, what: str
 ) -> int | None:
     """The byte limit for this blob; refuse early when Content-Length already exceeds it."""
     limit = expected_size if expected_size is not None else max_size
-    length = _int_header(resp, "Content-Length")
+    length = _int_header(resp.headers, "Content-Length")
     if length is not None and not resp.headers.get("Content-Encoding"):
         if expected_size is not None and length != expected_size:
             raise IntegrityError(
@@ -1099,9 +1101,9 @@ def _registry_error_body(body: bytes) -> tuple[str | None, str | None]:
     )
 
 
-def _read_prefix(resp: requests.Response, limit: int = 64 * 1024) -> bytes:
+def _read_prefix(resp: Response, limit: int = 64 * 1024) -> bytes:
     """At most ``limit`` bytes of an error body (never an unbounded read)."""
-    if resp.request.method == "HEAD":
+    if resp.method == "HEAD":
         return b""
     data = bytearray()
     try:
@@ -1109,7 +1111,7 @@ def _read_prefix(resp: requests.Response, limit: int = 64 * 1024) -> bytes:
             data += chunk
             if len(data) >= limit:
                 break
-    except (requests.RequestException, OSError):
+    except (TransportError, OSError):
         pass
     return bytes(data[:limit])
 

@@ -43,19 +43,43 @@ def _shown(url: str) -> str:
 
 
 def _fetch(location: str, timeout: tuple[float, float]) -> bytes:
-    import time
+    from urllib.parse import unquote, urlsplit
 
-    import requests
+    from falcopkg.http import Transport, TransportError, basic_authorization, timeout_error
 
     url = _shown(location)
-    started = time.monotonic()
+    parts = urlsplit(location)
+    authorization = (
+        basic_authorization(unquote(parts.username), unquote(parts.password or ""))
+        if parts.username is not None
+        else None
+    )
+
+    def describe(exc: BaseException, _url: str, _attempts: int) -> NetworkError:
+        timed_out = timeout_error(exc)
+        if timed_out is not None:
+            return NetworkError(f"Falco at {url}: {timed_out.message}", hint=HINT)
+        return NetworkError(
+            f"cannot read Falco versions from {url}: {type(exc).__name__}",
+            hint="check that Falco runs with its webserver enabled (webserver.enabled: true)",
+        )
+
+    transport = Transport(
+        parts.netloc.rpartition("@")[2],
+        describe=describe,
+        connect_timeout=timeout[0],
+        read_timeout=timeout[1],
+        request_timeout=DEADLINE,  # the whole request, however slowly the bytes drip
+        retries=0,
+        kind="Falco",
+    )
     try:
-        with requests.get(
-            location,
-            timeout=timeout,
-            stream=True,
-            allow_redirects=False,
+        with transport.send(
+            "GET",
+            url,
             headers={"Accept": "application/json"},
+            authorization=authorization,
+            stream=True,
         ) as response:
             if response.status_code != 200:
                 raise NetworkError(
@@ -63,18 +87,13 @@ def _fetch(location: str, timeout: tuple[float, float]) -> bytes:
                     hint=HINT,
                 )
             data = bytearray()
-            for chunk in response.iter_content(8192):
-                data += chunk
-                if len(data) > MAX_VERSIONS_BYTES:
-                    break  # parse_falco_versions says it is too large
-                if time.monotonic() - started > DEADLINE:
-                    raise NetworkError(
-                        f"Falco at {url} took more than {DEADLINE:.0f}s to send its versions",
-                        hint=HINT,
-                    )
+            try:
+                for chunk in response.iter_content(8192):
+                    data += chunk
+                    if len(data) > MAX_VERSIONS_BYTES:
+                        break  # parse_falco_versions says it is too large
+            except TransportError as exc:
+                raise transport.read_error(exc, url) from None
             return bytes(data)
-    except requests.RequestException as exc:
-        raise NetworkError(
-            f"cannot read Falco versions from {url}: {type(exc).__name__}",
-            hint="check that Falco runs with its webserver enabled (webserver.enabled: true)",
-        ) from None
+    finally:
+        transport.close()

@@ -10,7 +10,7 @@ path of a local index)::
 Like falcoctl, commands use a cached index as it is and only ``index update`` revalidates it
 (with ``If-None-Match``/``If-Modified-Since``; a 304 writes nothing). A missing cache is
 filled on first use. The fast form is keyed by the content digest, so it can never
-describe other bytes than ``meta.json`` names; loading it needs neither YAML nor requests.
+describe other bytes than ``meta.json`` names; loading it needs neither YAML nor the HTTP stack.
 It is the payload in Python's ``marshal`` format (three times faster to load than JSON),
 behind a header naming the payload format, the Python version that wrote it (marshal's
 format may change between versions), and the length and CRC-32 of the body: any mismatch
@@ -54,10 +54,8 @@ from falcopkg.errors import (
 )
 
 if TYPE_CHECKING:
-    import requests
-
     from falcopkg.deadline import CommandBudget
-    from falcopkg.http import Transport
+    from falcopkg.http import Response, Transport
     from falcopkg.oci.credentials import Credential
 
 INDEX_ENV_PREFIX = "FALCOPKG_INDEX_"
@@ -589,7 +587,7 @@ class IndexStore:
         headers: dict[str, str],
         credential: Credential | None,
         allow_http: bool,
-    ) -> requests.Response:
+    ) -> Response:
         """GET with bounded retries on connection errors, 429 and 5xx (never on 4xx),
         following redirects: no hop may be plain http unless http is allowed, and the
         credential goes to the index's own origin only."""
@@ -624,7 +622,7 @@ class IndexStore:
 
     @staticmethod
     def _raise_for_status(
-        config: IndexConfig, response: requests.Response, credential: Credential | None
+        config: IndexConfig, response: Response, credential: Credential | None
     ) -> None:
         status = response.status_code
         if status == 200:
@@ -648,8 +646,8 @@ class IndexStore:
             )
         raise NetworkError(f"{describe(config)}: the server answered HTTP {status}")
 
-    def _read_body(self, config: IndexConfig, response: requests.Response) -> bytes:
-        import requests
+    def _read_body(self, config: IndexConfig, response: Response) -> bytes:
+        from falcopkg.http import TransportError
 
         chunks: list[bytes] = []
         size = 0
@@ -662,7 +660,7 @@ class IndexStore:
                         hint="is this URL really an index?",
                     )
                 chunks.append(chunk)
-        except requests.exceptions.RequestException as exc:
+        except TransportError as exc:
             from falcopkg.http import timeout_error
 
             if timeout_error(exc) is not None:
@@ -702,20 +700,18 @@ class IndexStore:
 
 def _failure(config: IndexConfig, exc: BaseException, attempts: int) -> NetworkError:
     """The error for an index host that could not be reached (or not over TLS)."""
-    import requests
-
-    from falcopkg.http import timeout_error
+    from falcopkg.http import Timeout, TLSError, timeout_error
 
     timed_out = timeout_error(exc)
     if timed_out is not None:
         return NetworkError(f"{describe(config)}: {timed_out.message}", hint=timed_out.hint)
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, TLSError):
         return NetworkError(
             f"{describe(config)}: TLS verification failed",
             hint="set `ca_file` in its [[index]] table or REQUESTS_CA_BUNDLE to the "
             "CA that signed the server's certificate",
         )
-    failure = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "could not connect"
+    failure = "timed out" if isinstance(exc, Timeout) else "could not connect"
     return NetworkError(
         f"{describe(config)}: {failure} after {attempts} attempts",
         hint="check the URL and your network (proxy variables are honoured), then retry",
