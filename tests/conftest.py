@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.registries",
     "tests.fixtures.index_server",
     "tests.fixtures.faultproxy",
+    "tests.fixtures.forward_proxy",
     "tests.fixtures.hostile",
     "tests.fixtures.kills",
     "tests.fixtures.slowserver",
