@@ -340,10 +340,28 @@ def list_layer(
     max_files: int = DEFAULT_MAX_FILES,
 ) -> list[str]:
     """The files a layer would install, after every safety check; nothing is written."""
-    limit = default_max_bytes() if max_bytes is None else max_bytes
     with _open_raw(archive, artifact) as raw:
-        stream = _LayerStream(raw, limit)
-        return [f.path for f in _extract_stream(stream, artifact, None, limit, max_files)]
+        return [
+            path for path, _ in scan_layer(raw, artifact, max_bytes=max_bytes, max_files=max_files)
+        ]
+
+
+def scan_layer(
+    raw: ByteReader,
+    artifact: str,
+    *,
+    keep: tuple[str, ...] = (),
+    max_bytes: int | None = None,
+    max_files: int = DEFAULT_MAX_FILES,
+) -> list[tuple[str, bytes | None]]:
+    """The files a layer would install (every safety check made), each with its contents
+    when its name ends with one of ``keep`` (else None); nothing is written. Reads ``raw``
+    to its end, so a download teed here is verified (`lock` reads rules YAML this way)."""
+    limit = default_max_bytes() if max_bytes is None else max_bytes
+    kept: dict[str, bytes] = {}
+    stream = _LayerStream(raw, limit)
+    files = _extract_stream(stream, artifact, None, limit, max_files, keep=(keep, kept))
+    return [(f.path, kept.get(f.path)) for f in files]
 
 
 def extract_into(
@@ -434,9 +452,16 @@ def _open_raw(archive: Path, artifact: str) -> Iterator[BinaryIO]:
 
 
 def _extract_stream(
-    stream: _LayerStream, artifact: str, staging: Path | None, limit: int, max_files: int
+    stream: _LayerStream,
+    artifact: str,
+    staging: Path | None,
+    limit: int,
+    max_files: int,
+    *,
+    keep: tuple[tuple[str, ...], dict[str, bytes]] | None = None,
 ) -> list[ExtractedFile]:
-    """Check every entry and write regular files under ``staging`` (None: only check)."""
+    """Check every entry and write regular files under ``staging`` (None: only check;
+    ``keep`` = (suffixes, into): the contents of files with those suffixes go into ``into``)."""
     files: list[ExtractedFile] = []
     seen: set[str] = set()
     parent_dirs: set[str] = set()  # directories implied by the files seen so far
@@ -468,7 +493,7 @@ def _extract_stream(
             if entry.size > budget:
                 raise _TooLarge
             budget -= entry.size
-            files.append(_write_member(reader, entry, name, artifact, staging))
+            files.append(_write_member(reader, entry, name, artifact, staging, keep))
         stream.drain()
         if staging is not None:
             # Only now that every entry passed: an archive refused at its last entry (too
@@ -507,14 +532,24 @@ def _checked_name(info: _Entry, artifact: str) -> str:
 
 
 def _write_member(
-    reader: _TarReader, entry: _Entry, name: str, artifact: str, staging: Path | None
+    reader: _TarReader,
+    entry: _Entry,
+    name: str,
+    artifact: str,
+    staging: Path | None,
+    keep: tuple[tuple[str, ...], dict[str, bytes]] | None = None,
 ) -> ExtractedFile:
     mode = 0o755 if entry.mode & 0o111 else 0o644
-    hasher = hashlib.sha256()
     if staging is None:
+        # Only listed (or kept in memory): no file, so no digest of it either ("").
+        parts: list[bytes] | None = [] if keep and name.endswith(keep[0]) else None
         for chunk in reader.read_data(entry.size):
-            hasher.update(chunk)
-        return ExtractedFile(name, Path(name), f"sha256:{hasher.hexdigest()}", entry.size, mode)
+            if parts is not None:
+                parts.append(chunk)
+        if keep is not None and parts is not None:
+            keep[1][name] = b"".join(parts)
+        return ExtractedFile(name, Path(name), "", entry.size, mode)
+    hasher = hashlib.sha256()
     target = staging.joinpath(*name.split("/"))
     try:
         if target.parent != staging:

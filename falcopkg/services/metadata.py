@@ -373,35 +373,37 @@ class RegistryMetadataProvider:
     def _read_layer(
         self, label: str, source: str, digest: str, size: int, reads_rules: bool
     ) -> tuple[list[str], ArtifactConfig]:
-        from falcopkg.archive import (
-            extract_layer,
-            list_layer,
-            new_staging_dir,
-            remove_tree,
-        )
+        """Scan the layer in memory, as it downloads into the blob cache (or from there):
+        no staging directory, no extracted file, no fsync (the cached blob is verified
+        again whenever it is used)."""
+        from falcopkg.archive import ByteReader, scan_layer
         from falcopkg.services.fetch import BlobRequest, ensure_blobs
 
+        keep = RULES_SUFFIXES if reads_rules else ()
+        scanned: list[list[tuple[str, bytes | None]]] = []
+
+        def scan(_digest: str, reader: ByteReader) -> None:
+            scanned.append(scan_layer(reader, label, keep=keep))
+
         request = BlobRequest(label, source, digest, size)
-        archive = ensure_blobs([request], self.cache, self.stores, offline=self.offline)[digest]
-        if not reads_rules:
-            return list_layer(archive, label), ArtifactConfig()
-        staging = new_staging_dir(self.cache.root / "tmp")
-        try:
-            extracted = extract_layer(archive, label, staging)
-            dependencies, requirements = [], []
-            for item in extracted:
-                if item.path.endswith(RULES_SUFFIXES):
-                    text = item.staged.read_text(encoding="utf-8", errors="replace")
-                    deps, reqs = read_rules_requirements(text, f"{label}: {item.path}")
-                    dependencies += deps
-                    requirements += reqs
-        finally:
-            remove_tree(staging)
+        archive = ensure_blobs(
+            [request], self.cache, self.stores, offline=self.offline, on_stream=scan
+        )[digest]
+        if not scanned:  # it was cached, or the stream broke and it was downloaded again
+            with archive.open("rb") as handle:
+                scanned.append(scan_layer(handle, label, keep=keep))
+        dependencies, requirements = [], []
+        for path, data in scanned[-1]:
+            if data is not None:
+                text = data.decode("utf-8", errors="replace")
+                deps, reqs = read_rules_requirements(text, f"{label}: {path}")
+                dependencies += deps
+                requirements += reqs
         config = ArtifactConfig(
             dependencies=tuple(merge_dependencies(dependencies)),
             requirements=tuple(merge_requirements(requirements)),
         )
-        return [item.path for item in extracted], config
+        return [path for path, _ in scanned[-1]], config
 
     # -- registries ----------------------------------------------------------------------------
 

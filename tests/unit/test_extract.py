@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from falcopkg import archive as extract
-from falcopkg.archive import extract_into, extract_layer, list_layer
+from falcopkg.archive import extract_into, extract_layer, list_layer, scan_layer
 from falcopkg.errors import InstallError, IntegrityError
 
 
@@ -148,6 +148,9 @@ def test_good_archives(tmp_path: Path, entries: list[Entry], expected: dict[str,
         assert f.size == len(expected[f.path])
         assert f.staged.is_relative_to(staging)
     assert sorted(list_layer(archive, "demo")) == sorted(expected)
+    with archive.open("rb") as raw:
+        scanned = dict(scan_layer(raw, "demo", keep=(".yaml",)))
+    assert scanned == {p: data if p.endswith(".yaml") else None for p, data in expected.items()}
     executable = [f for f in files if f.path == "libx.so"]
     if executable:
         assert executable[0].mode == 0o755
@@ -172,6 +175,8 @@ def test_bad_archives_are_refused_and_write_nothing(
     assert (dest / "mine.yaml").read_text() == "user file"
     with pytest.raises(InstallError):
         list_layer(archive, "evil-rules", max_bytes=256 * 1024, max_files=10)
+    with pytest.raises(InstallError), archive.open("rb") as raw:
+        scan_layer(raw, "evil-rules", keep=(".yaml",), max_bytes=256 * 1024, max_files=10)
 
 
 def test_extract_into_replaces_files_and_keeps_others(tmp_path: Path) -> None:
