@@ -151,6 +151,10 @@ class BodyError(TransportError):
     """A response body was cut short or could not be decoded."""
 
 
+class ProxyError(TransportError):
+    """The proxy refused the tunnel or cannot be used (not retried: it will not change)."""
+
+
 # -- bounded reads -------------------------------------------------------------------------------
 
 
@@ -569,7 +573,7 @@ def _open_tunnel(
     finally:
         answer.close()  # its file only: the socket carries the tunnel
     if answer.status != 200:
-        raise ConnectError(
+        raise ProxyError(
             f"proxy {proxy[0]}:{proxy[1]} refused the tunnel to {target}: "
             f"HTTP {answer.status} {answer.reason}"
         )
@@ -634,9 +638,21 @@ def environment_proxy(scheme: str, host: str, port: int) -> str | None:
         if entry_port and entry_port != str(port):
             continue
         name = name.lstrip(".").strip("[]")
-        if host == name or host.endswith("." + name):
+        if host == name or host.endswith("." + name) or _in_network(host, name):
             return None
     return proxy
+
+
+def _in_network(host: str, entry: str) -> bool:
+    """Whether IP address ``host`` lies in the CIDR block ``entry`` (``10.0.0.0/8``)."""
+    if "/" not in entry:
+        return False
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
 
 
 def _proxy_address(proxy: str) -> tuple[str, int, str | None]:
@@ -645,7 +661,7 @@ def _proxy_address(proxy: str) -> tuple[str, int, str | None]:
         proxy = "http://" + proxy
     parts = urlsplit(proxy)
     if parts.scheme != "http" or not parts.hostname:
-        raise ConnectError(
+        raise ProxyError(
             f"unsupported proxy {parts.scheme}://{parts.hostname or ''}: only http:// proxies are supported"
         )
     authorization = None
@@ -811,7 +827,7 @@ class Transport:
                     # Described by the caller (it may add which index or registry this is).
                     error = self._describe(exc, failed_url(exc, url), 1)
                     raise self._remember(found.host or parts.netloc, error) from None
-                if isinstance(exc, TLSError):  # a certificate stays bad
+                if isinstance(exc, (TLSError, ProxyError)):  # a certificate stays bad
                     raise self._describe(exc, failed_url(exc, url), 1) from None
                 raise
 
@@ -952,7 +968,7 @@ class Transport:
         parts = urlsplit(url)
         route = self._route(parts.scheme, parts.netloc, url)
         target = (
-            url.partition("#")[0]
+            _without_userinfo(url.partition("#")[0])
             if route.absolute_form
             else (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         )
@@ -961,7 +977,11 @@ class Transport:
         request_headers["Host"] = parts.netloc.rpartition("@")[2]
         if route.absolute_form and route.proxy is not None and route.proxy[2]:
             request_headers["Proxy-Authorization"] = route.proxy[2]
-        if data is not None and not isinstance(data, bytes) and "Content-Length" not in headers:
+        if (
+            data is not None
+            and not isinstance(data, bytes)
+            and "content-length" not in {name.lower() for name in headers}
+        ):
             request_headers["Content-Length"] = str(os.fstat(data.fileno()).st_size - data.tell())
         resendable = data is None or isinstance(data, bytes)
         while True:
@@ -1050,17 +1070,26 @@ class Transport:
         raise NetworkError(f"too many redirects from {self.host}")
 
 
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def _connect(connection: _Connection, url: str) -> None:
     """Open ``connection``, its failures as TransportErrors."""
     try:
         connection.connect()
     except TransportError:
         raise
+    except http.client.HTTPException as exc:  # the proxy's answer to CONNECT
+        raise ProxyError(f"the proxy sent an invalid answer: {exc!r}", url) from exc
     except TimeoutError as exc:
         raise ConnectTimeout(f"connection timed out ({exc})", url) from exc
     except ssl.SSLError as exc:
         raise TLSError(f"TLS handshake failed: {exc}", url) from exc
-    except (OSError, http.client.HTTPException) as exc:
+    except OSError as exc:
         raise ConnectError(f"cannot connect: {exc!r}", url) from exc
 
 
@@ -1070,6 +1099,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "Headers",
+    "ProxyError",
     "ReadTimeout",
     "Response",
     "TLSError",

@@ -700,7 +700,7 @@ class IndexStore:
 
 def _failure(config: IndexConfig, exc: BaseException, attempts: int) -> NetworkError:
     """The error for an index host that could not be reached (or not over TLS)."""
-    from falcopkg.http import Timeout, TLSError, timeout_error
+    from falcopkg.http import ProxyError, Timeout, TLSError, timeout_error
 
     timed_out = timeout_error(exc)
     if timed_out is not None:
@@ -710,6 +710,10 @@ def _failure(config: IndexConfig, exc: BaseException, attempts: int) -> NetworkE
             f"{describe(config)}: TLS verification failed",
             hint="set `ca_file` in its [[index]] table or REQUESTS_CA_BUNDLE to the "
             "CA that signed the server's certificate",
+        )
+    if isinstance(exc, ProxyError):
+        return NetworkError(
+            f"{describe(config)}: {exc}", hint="check the proxy variables (https_proxy, no_proxy)"
         )
     failure = "timed out" if isinstance(exc, Timeout) else "could not connect"
     return NetworkError(
