@@ -237,7 +237,11 @@ def _inline_table(table: Mapping[str, Any], *, sort: bool = True) -> str:
 
 def parse_lock(text: str, source: str) -> Lock:
     """Parse falco.lock's ``text``; errors name ``source`` and the line where possible."""
-    data = _load_toml(text, source)
+    return lock_from_data(load_lock_toml(text, source), text, source)
+
+
+def lock_from_data(data: Mapping[str, Any], text: str, source: str) -> Lock:
+    """The lock in ``data``, the TOML of ``text`` (which error messages quote lines of)."""
     version = data.get("version")
     if version != LOCK_VERSION:
         raise LockError(
@@ -267,7 +271,8 @@ def parse_lock(text: str, source: str) -> Lock:
     return Lock(inputs=inputs, artifacts=tuple(artifacts), version=LOCK_VERSION)
 
 
-def _load_toml(text: str, source: str) -> dict[str, Any]:
+def load_lock_toml(text: str, source: str) -> dict[str, Any]:
+    """``text`` as TOML data; ConfigError naming ``source`` and the line if it is not TOML."""
     from falcopkg.tomlfile import parse_toml_data
 
     return parse_toml_data(text, source, hint=REGENERATE_HINT)

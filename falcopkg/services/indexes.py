@@ -11,10 +11,8 @@ Like falcoctl, commands use a cached index as it is and only ``index update`` re
 (with ``If-None-Match``/``If-Modified-Since``; a 304 writes nothing). A missing cache is
 filled on first use. The fast form is keyed by the content digest, so it can never
 describe other bytes than ``meta.json`` names; loading it needs neither YAML nor the HTTP stack.
-It is the payload in Python's ``marshal`` format (three times faster to load than JSON),
-behind a header naming the payload format, the Python version that wrote it (marshal's
-format may change between versions), and the length and CRC-32 of the body: any mismatch
-reads as missing, and the fast form is rebuilt from the index.
+It is the payload in :mod:`falcopkg.fastform` (marshal behind a checked header): anything
+written by another format or Python, or damaged, reads as missing, and the fast form is rebuilt from the index.
 
 Credentials for HTTP basic auth come from ``FALCOPKG_INDEX_<NAME>_USERNAME``/``_PASSWORD``
 or the credentials file (``index add --username U --password-stdin``), keyed by index name.
@@ -26,14 +24,12 @@ from __future__ import annotations
 
 import gc
 import json
-import marshal
 import re
-import sys
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from falcopkg import fastform
 from falcopkg.core.index import (
     PAYLOAD_FORMAT,
     IndexEntry,
@@ -69,13 +65,8 @@ DEFAULT_RETRIES = 3
 MAX_RETRY_AFTER = 30.0
 META_FILE = "meta.json"
 RAW_FILE = "index.yaml"
-# The fast form's first line; its length and CRC-32 follow. Python's version is in it
-# because marshal's format is only stable within one version.
-_PARSED_HEADER = (
-    f"falcopkg-index {PAYLOAD_FORMAT} python {sys.version_info[0]}.{sys.version_info[1]} "
-    f"marshal {marshal.version}"
-).encode("ascii")
-_MAX_HEADER = 256
+# The fast form's kind (falcopkg.fastform): a new payload format reads as missing.
+_PARSED_KIND = f"index {PAYLOAD_FORMAT}"
 
 
 class UnknownArtifactError(InvalidReferenceError):
@@ -308,8 +299,8 @@ class IndexStore:
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            payload = _decode_parsed(self._parsed_path(config, digest).read_bytes())
-            if payload is None:
+            payload = fastform.decode(_PARSED_KIND, self._parsed_path(config, digest).read_bytes())
+            if not isinstance(payload, dict):
                 return None
             if payload.get("format") != PAYLOAD_FORMAT or payload.get("digest") != digest:
                 return None
@@ -334,7 +325,7 @@ class IndexStore:
 
         payload = {"format": PAYLOAD_FORMAT, "digest": digest, **entries_to_payload(entries)}
         target = self._parsed_path(config, digest)
-        atomic_write_bytes(target, _encode_parsed(payload))
+        atomic_write_bytes(target, fastform.encode(_PARSED_KIND, payload))
         for old in target.parent.glob("parsed-*"):  # older digests and older formats (.json)
             if old != target:
                 old.unlink(missing_ok=True)
@@ -723,29 +714,6 @@ def _failure(config: IndexConfig, exc: BaseException, attempts: int) -> NetworkE
 
 
 # -- lookup ---------------------------------------------------------------------------------
-
-
-def _encode_parsed(payload: dict[str, Any]) -> bytes:
-    """The fast form's bytes: header line (format, Python, length, CRC-32), then marshal."""
-    body = marshal.dumps(payload)
-    return b"%s %d %d\n" % (_PARSED_HEADER, len(body), zlib.crc32(body)) + body
-
-
-def _decode_parsed(data: bytes) -> dict[str, Any] | None:
-    """The payload of :func:`_encode_parsed`'s bytes; None when they were written by another
-    format or Python, or are damaged (the CRC is checked before marshal reads anything)."""
-    end = data.find(b"\n", 0, _MAX_HEADER)
-    if end < 0:
-        return None
-    header, _, numbers = data[:end].rpartition(b" ")
-    header, _, length = header.rpartition(b" ")
-    if header != _PARSED_HEADER or not length.isdigit() or not numbers.isdigit():
-        return None
-    body = memoryview(data)[end + 1 :]
-    if len(body) != int(length) or zlib.crc32(body) != int(numbers):
-        return None
-    payload = marshal.loads(body)
-    return payload if isinstance(payload, dict) else None
 
 
 def find_in_indexes(name: str, indexes: Sequence[LoadedIndex]) -> tuple[IndexEntry, str] | None:

@@ -140,7 +140,7 @@ class Project:
         from falcopkg.services.project_files import parse_lock_bytes
 
         try:
-            return parse_lock_bytes(self.lock_bytes, self.lock_path)
+            return parse_lock_bytes(self.lock_bytes, self.lock_path, cache_dir=self.cache_dir)
         except ConfigError as exc:
             if damaged == "error":
                 raise

@@ -3,9 +3,19 @@ headers, and the response headers' mapping."""
 
 from __future__ import annotations
 
+import http.client
+import io
+
 import pytest
 
-from falcopkg.http import Headers, environment_proxy, parse_link_header
+from falcopkg.http import (
+    MAX_HEAD_LINE,
+    MAX_HEADER_FIELDS,
+    Headers,
+    _LeanResponse,
+    environment_proxy,
+    parse_link_header,
+)
 
 PROXY = "http://proxy.example:3128"
 OTHER = "http://other.example:8080"
@@ -134,3 +144,153 @@ def test_repeated_headers_are_joined_in_order() -> None:
     )
     assert len(headers) == 2
     assert set(parse_link_header(headers["Link"])) == {"prev", "next"}
+
+
+# -- response heads: status line, fields and the body's framing -------------------------------
+
+
+class _Wire:
+    """What http.client reads a response from: a socket whose makefile gives these bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(io.BytesIO(self.data))  # type: ignore[arg-type]
+
+
+def _response(data: bytes, method: str = "GET") -> _LeanResponse:
+    response = _LeanResponse(_Wire(data), method=method)  # type: ignore[arg-type]
+    response.begin()
+    return response
+
+
+# (the bytes on the wire, the method, then status, length (None: unknown), chunked,
+# will_close, the headers expected, the body read)
+HEADS: list[tuple[bytes, str, int, int | None, bool, bool, dict[str, str], bytes]] = [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", "GET", 200, 2, False, False, {}, b"hi"),
+    (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        "GET",
+        200,
+        None,
+        True,
+        False,
+        {"transfer-encoding": "chunked"},
+        b"hi",
+    ),
+    # No length and not chunked: the body runs to the end of the connection.
+    (b"HTTP/1.1 200 OK\r\n\r\nall of it", "GET", 200, None, False, True, {}, b"all of it"),
+    (
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        "GET",
+        200,
+        0,
+        False,
+        True,
+        {},
+        b"",
+    ),
+    # HTTP/1.0 closes unless it says keep-alive.
+    (b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", "GET", 200, 1, False, True, {}, b"x"),
+    (
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx",
+        "GET",
+        200,
+        1,
+        False,
+        False,
+        {},
+        b"x",
+    ),
+    # A HEAD answer, a 204 and a 304 have no body whatever their headers say.
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", "HEAD", 200, 0, False, False, {}, b""),
+    (
+        b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n',
+        "GET",
+        304,
+        0,
+        False,
+        False,
+        {"etag": '"x"'},
+        b"",
+    ),
+    # Interim answers come first and are skipped, their headers with them.
+    (
+        b"HTTP/1.1 100 Continue\r\nX-A: 1\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        "PUT",
+        201,
+        0,
+        False,
+        False,
+        {},
+        b"",
+    ),
+    # Fields: case-insensitive, repeated ones joined, folded lines continued, no reason.
+    (
+        b"HTTP/1.1 200\r\nx-Tag: a\r\nX-TAG: b\r\nX-Long: one\r\n  two\r\nContent-Length: 0\r\n\r\n",
+        "GET",
+        200,
+        0,
+        False,
+        False,
+        {"X-Tag": "a, b", "x-long": "one two"},
+        b"",
+    ),
+    (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc",
+        "GET",
+        200,
+        3,
+        False,
+        False,
+        {},
+        b"abc",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("wire", "method", "status", "length", "chunked", "closes", "expected", "body"), HEADS
+)
+def test_response_heads_are_read_and_framed(
+    wire: bytes,
+    method: str,
+    status: int,
+    length: int | None,
+    chunked: bool,
+    closes: bool,
+    expected: dict[str, str],
+    body: bytes,
+) -> None:
+    response = _response(wire, method)
+    assert (response.status, response.length if not chunked else None) == (status, length)
+    assert (response.chunked, response.will_close) == (chunked, closes)
+    assert isinstance(response.headers, Headers)
+    for name, value in expected.items():
+        assert response.headers[name] == value
+    assert response.read() == body
+
+
+BAD_HEADS: list[tuple[bytes, type[Exception]]] = [
+    (b"", http.client.RemoteDisconnected),  # a kept-alive connection closed meanwhile
+    (b"SSH-2.0-OpenSSH\r\n\r\n", http.client.BadStatusLine),
+    (b"HTTP/1.1 2000 OK\r\n\r\n", http.client.BadStatusLine),
+    (b"HTTP/2 200\r\n\r\n", http.client.BadStatusLine),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", http.client.HTTPException),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n", http.client.HTTPException),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n", http.client.HTTPException),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xd9\xa3\r\n\r\n", http.client.HTTPException),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"a" * (MAX_HEAD_LINE + 1) + b"\r\n\r\n", http.client.LineTooLong),
+    (
+        b"HTTP/1.1 200 OK\r\n" + b"X: a\r\n" * (MAX_HEADER_FIELDS + 1) + b"\r\n",
+        http.client.HTTPException,
+    ),
+]
+
+
+@pytest.mark.parametrize(("wire", "error"), BAD_HEADS)
+def test_bad_response_heads_are_refused(wire: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        _response(wire)

@@ -20,6 +20,7 @@ from falcopkg.core.lockfile import (
 )
 from falcopkg.core.manifest import parse_manifest
 from falcopkg.errors import ConfigError, LockError
+from falcopkg.services.project_files import PARSED_LOCK_MIN_BYTES, parse_lock_bytes
 from falcopkg.services.resolution import describe_changes
 
 D = {c: "sha256:" + c * 64 for c in "abcdef0123"}
@@ -460,3 +461,58 @@ def test_describe_changes_names_version_digest_and_source_changes(
     assert describe_changes(old, new) == ([line] if line else [])
     if line:
         assert describe_changes(old, new, dry_run=True) == [line.replace("Updated", "Would update")]
+
+
+# -- the parsed-lock cache (large locks skip tomllib) ----------------------------------------
+
+
+def _large_lock_text() -> str:
+    artifacts = tuple(
+        replace(RULES, name=f"rules{n:03d}", dependencies=(), dependency_constraints={})
+        for n in range(100)
+    )
+    text = render_lock(replace(make_lock(), artifacts=artifacts))
+    assert len(text.encode()) >= PARSED_LOCK_MIN_BYTES
+    return text
+
+
+def test_a_large_lock_is_parsed_once_then_loaded_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import falcopkg.core.lockfile as lockfile
+
+    path, cache = tmp_path / "falco.lock", tmp_path / "cache"
+    data = _large_lock_text().encode()
+    first = parse_lock_bytes(data, path, cache_dir=cache)
+    assert list((cache / "locks").iterdir())
+    parses: list[str] = []
+    real = lockfile.load_lock_toml
+    monkeypatch.setattr(lockfile, "load_lock_toml", lambda *a: parses.append("x") or real(*a))
+    assert parse_lock_bytes(data, path, cache_dir=cache) == first
+    assert parses == []
+    # Other bytes at the same path: the cache does not describe them, they are parsed.
+    edited = data.replace(b'"4.1.0"', b'"4.1.1"', 1)
+    assert parse_lock_bytes(edited, path, cache_dir=cache).artifacts[0].version == "4.1.1"
+    assert parses == ["x"]
+
+
+def test_a_damaged_parsed_lock_cache_reads_as_missing(tmp_path: Path) -> None:
+    path, cache = tmp_path / "falco.lock", tmp_path / "cache"
+    data = _large_lock_text().encode()
+    expected = parse_lock_bytes(data, path, cache_dir=cache)
+    (cached,) = (cache / "locks").iterdir()
+    for damage in (b"", cached.read_bytes()[:-7], cached.read_bytes().replace(b"lock", b"lokk")):
+        cached.write_bytes(damage)
+        assert parse_lock_bytes(data, path, cache_dir=cache) == expected
+
+
+def test_a_cached_lock_is_still_validated(tmp_path: Path) -> None:
+    path, cache = tmp_path / "falco.lock", tmp_path / "cache"
+    data = _large_lock_text().replace(f'digest = "{D["a"]}"', 'digest = "md5:x"', 1).encode()
+    messages = []
+    for _ in range(2):  # the second read loads the cached TOML and must refuse it the same way
+        with pytest.raises(ConfigError) as caught:
+            parse_lock_bytes(data, path, cache_dir=cache)
+        messages.append(caught.value.message)
+    assert messages[0] == messages[1]
+    assert f"{path}:" in messages[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from falcopkg.core.versions import (
+    Comparator,
     Constraint,
     Version,
     caret_for,
@@ -192,3 +193,44 @@ def test_semver_tags_newest_first_and_prefers_tags_without_v() -> None:
         (Version.parse("1.0.0"), "1.0.0"),
         (Version.parse("0.9.0"), "0.9.0"),
     ]
+
+
+PRECEDENCE = [
+    "0.0.0",
+    "0.9.9",
+    "1.0.0-0",
+    "1.0.0-1",
+    "1.0.0-2",
+    "1.0.0-10",
+    "1.0.0-alpha",
+    "1.0.0-alpha.1",
+    "1.0.0-alpha.beta",
+    "1.0.0-beta",
+    "1.0.0-beta.2",
+    "1.0.0-beta.11",
+    "1.0.0-rc.1",
+    "1.0.0",
+    "1.0.0+build.5",
+    "1.0.1-rc.1",
+    "1.0.1",
+    "1.2.0",
+    "1.10.0",
+    "2.0.0-x",
+    "2.0.0",
+]
+
+
+@pytest.mark.parametrize("left", PRECEDENCE)
+@pytest.mark.parametrize("right", PRECEDENCE)
+def test_constraints_compare_as_semver_does(left: str, right: str) -> None:
+    """Comparators compare keys, not semver objects: both must give semver §11's order."""
+    version = Version.parse(left)
+    bound = Version.parse(right)
+    for op, expected in (
+        (">=", version >= bound),
+        (">", version > bound),
+        ("<", version < bound),
+        ("<=", version <= bound),
+    ):
+        comparator = Comparator(op, bound.major, bound.minor, bound.patch, bound.prerelease or "")
+        assert comparator.matches(version) is expected, (left, op, right)
