@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,9 @@ from falcopkg.artifact.types import get_type
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 
 TITLE = "lock (issue 4)"
+# Per run: wall times, then CPU seconds of falcopkg, of the registry during falcopkg's
+# run, of curl, and of the registry during curl's run.
+CPU_KEYS = ("falcopkg", "curl", "falcopkg_cpu", "registry_cpu", "curl_cpu", "registry_cpu_curl")
 ACCESS_RE = re.compile(r'"(?:GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/\S*) HTTP/[0-9.]+"')
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -170,6 +174,27 @@ def curl_baseline(registry: RunningRegistry, made: list[tuple[str, str]], work: 
     return script
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_with_cpu(
+    argv: list[str], registry_pid: int, **kwargs: object
+) -> tuple[float, float, float]:
+    """Wall seconds of ``argv``, its CPU seconds (its process tree), and the registry's CPU
+    seconds meanwhile: what the 2 cores were busy with."""
+    own, theirs = children_cpu(), process_cpu(registry_pid)
+    seconds = measure(argv, **kwargs).seconds  # type: ignore[arg-type]
+    return seconds, children_cpu() - own, process_cpu(registry_pid) - theirs
+
+
 def bench_size(artifacts: int, repeats: int) -> dict[str, object]:
     """Cold lock and re-lock of ``artifacts`` artifacts, each paired with curl."""
     pairs = artifacts // 2
@@ -218,15 +243,21 @@ def bench_size(artifacts: int, repeats: int) -> dict[str, object]:
                     home = work / f"home-{run}"  # empty cache
                 env = isolated_env(home)
                 offset = registry.log_path.stat().st_size
-                seconds = measure(lock, env=env).seconds
+                seconds, cpu, registry_cpu = timed_with_cpu(lock, registry.pid, env=env)
                 if label not in scripts:
                     made = requests_made(registry.log_path, offset)
                     counts[label] = requests_since(registry.log_path, offset)
                     scripts[label] = curl_baseline(registry, made, work / label)
-                baseline = measure([str(scripts[label])]).seconds
-                times = results.setdefault(label, {"falcopkg": [], "curl": []})
-                times["falcopkg"].append(seconds)
-                times["curl"].append(baseline)
+                baseline, curl_cpu, registry_cpu_curl = timed_with_cpu(
+                    [str(scripts[label])], registry.pid
+                )
+                times = results.setdefault(label, {key: [] for key in CPU_KEYS})
+                for key, value in zip(
+                    CPU_KEYS,
+                    (seconds, baseline, cpu, registry_cpu, curl_cpu, registry_cpu_curl),
+                    strict=True,
+                ):
+                    times[key].append(value)
                 print(
                     f"{artifacts} {label}: falcopkg {seconds:.2f} s, curl {baseline:.2f} s",
                     file=sys.stderr,
@@ -245,6 +276,7 @@ def main() -> None:
     options = parser.parse_args()
     require_tools("curl", "docker-registry")
     rows = []
+    cpu_rows = []
     for artifacts in options.artifacts:
         found = bench_size(artifacts, options.repeats)
         results = found["results"]
@@ -271,6 +303,20 @@ def main() -> None:
                     f"≤ {target}" if found["artifacts"] == 1000 else "",
                 ]
             )
+            med = {key: statistics.median(times[key]) for key in CPU_KEYS}
+            # Both sides' CPU on 2 cores, if it could overlap perfectly: no run is faster.
+            floor = max(theirs, (med["falcopkg_cpu"] + med["registry_cpu_curl"]) / 2)
+            cpu_rows.append(
+                [
+                    name,
+                    str(found["artifacts"]),
+                    f"{med['falcopkg_cpu']:.2f} s",
+                    f"{med['registry_cpu']:.2f} s",
+                    f"{med['curl_cpu']:.2f} s",
+                    f"{med['registry_cpu_curl']:.2f} s",
+                    f"{floor:.2f} s ({floor / theirs:.2f}x)",
+                ]
+            )
     table = markdown_table(
         [
             "run",
@@ -283,7 +329,20 @@ def main() -> None:
         ],
         rows,
     )
+    cpu_table = markdown_table(
+        [
+            "run",
+            "artifacts",
+            "falcopkg CPU",
+            "registry CPU meanwhile",
+            "curl CPU",
+            "registry CPU meanwhile",
+            "2-core floor for this falcopkg CPU (ratio)",
+        ],
+        cpu_rows,
+    )
     print(table)
+    print(cpu_table)
     if not options.no_doc:
         machine = ", ".join(f"{k} {v}" for k, v in machine_info().items())
         sizes = " ".join(str(n) for n in options.artifacts)
@@ -302,6 +361,14 @@ the same run, alternating with falcopkg; medians
 of {options.repeats} paired runs. Machine: {machine}.
 
 {table}
+
+The CPU both sides used in the same runs (medians; user + system seconds of the process
+tree, the registry's from /proc): the registry serving curl's requests is the baseline's
+cost, so no lock can be faster than the registry's CPU plus falcopkg's own spread over the
+2 cores (the floor column; it assumes perfect overlap, which one Python process with a GIL
+does not reach).
+
+{cpu_table}
 
 What changed for issue 13 (profiles and counters of in-process locks on this machine):
 the transport runs on `http.client` instead of requests + urllib3, about 0.4 ms of CPU per
