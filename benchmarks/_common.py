@@ -27,6 +27,7 @@ import importlib.metadata
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -432,3 +433,24 @@ def write_doc_section(title: str, body: str, *, doc: Path = DOC_PATH) -> None:
         rest = text[end:]
         new_text = text[: found.start()] + section + ("\n" + rest if rest else "")
     atomic_write_text(doc, new_text)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_with_cpu(
+    argv: Sequence[str], registry_pid: int, *, env: Mapping[str, str] | None = None
+) -> tuple[float, float, float]:
+    """Wall seconds of ``argv``, its CPU seconds (its process tree), and the registry's CPU
+    seconds meanwhile: what the 2 cores were busy with."""
+    own, theirs = children_cpu(), process_cpu(registry_pid)
+    seconds = measure(argv, env=env).seconds
+    return seconds, children_cpu() - own, process_cpu(registry_pid) - theirs

@@ -213,7 +213,7 @@ The benchmark runs from the editable `.venv`, in one process: no interpreter sta
 
 {table}
 
-A request costs the client about 0.3-0.4 ms of CPU on http.client against 1.3-1.6 ms on
+A request costs the client a quarter to a third of the CPU on http.client that it costs on
 requests + urllib3; on 2 cores that CPU competes with the registry's own, so it sets how
 close a lock can get to curl. Machine: {", ".join(f"{k} {v}" for k, v in machine_info().items())}.
 """
