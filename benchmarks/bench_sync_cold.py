@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
 import os
 import shlex
@@ -27,6 +28,9 @@ import sys
 import tarfile
 import tempfile
 import textwrap
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import (
@@ -85,11 +89,6 @@ def work_beyond_download(blobs: Path, scratch: Path) -> tuple[float, float]:
     2 threads (sync's overlap): sha256 each blob, inflate it, write its file and fsync it.
     No tar parsing, no state files, no renames: a floor, not a second implementation.
     Returns (wall seconds, CPU seconds)."""
-    import hashlib
-    import time
-    import zlib
-    from concurrent.futures import ThreadPoolExecutor
-
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
 

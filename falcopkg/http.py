@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 from urllib.parse import unquote, urljoin, urlsplit
 
 from falcopkg import __version__
@@ -362,7 +362,7 @@ class Response:
 
     def __init__(
         self,
-        raw: http.client.HTTPResponse,
+        raw: _LeanResponse,
         method: str,
         url: str,
         release: Callable[[bool], None],
@@ -372,9 +372,7 @@ class Response:
         self.url = url
         self.status_code = raw.status
         self.reason = raw.reason
-        self.headers = (
-            raw.headers if isinstance(raw.headers, Headers) else Headers(raw.getheaders())
-        )
+        self.headers: Headers = raw.headers
         self._release: Callable[[bool], None] | None = release
         self._content: bytes | None = None
         encoding = self.headers.get("Content-Encoding", "").strip().lower()
@@ -536,6 +534,8 @@ class _LeanResponse(http.client.HTTPResponse):
     body stays http.client's.
     """
 
+    headers: Headers  # type: ignore[assignment]  # set by begin(), never an HTTPMessage
+
     def begin(self) -> None:
         if self.headers is not None:
             return
@@ -636,6 +636,9 @@ class _Connection(http.client.HTTPConnection):
         self.reused = False
         self.response_class = _LeanResponse
         self.guarded: _GuardedSocket | None = None  # self.sock, typed
+
+    def getresponse(self) -> _LeanResponse:
+        return cast(_LeanResponse, super().getresponse())  # response_class above
 
     def connect(self) -> None:
         route = self.route

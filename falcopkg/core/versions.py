@@ -171,8 +171,11 @@ class Comparator:
         return low, True, Version(0, 0, (patch or 0) + 1), False
 
     def matches(self, version: Version) -> bool:
+        return self.matches_key(_key(version))
+
+    def matches_key(self, key: _Key) -> bool:
+        """:meth:`matches` for a version's precedence key (computed once per version)."""
         lower, lower_inclusive, upper, upper_inclusive = self._keys
-        key = _key(version)
         if lower is not None and (key < lower or (key == lower and not lower_inclusive)):
             return False
         return not (upper is not None and (key > upper or (key == upper and not upper_inclusive)))
@@ -220,7 +223,8 @@ class Constraint:
         return cls((Comparator("*", None),))
 
     def allows(self, version: Version) -> bool:
-        if not all(c.matches(version) for c in self.comparators):
+        key = _key(version)
+        if not all(c.matches_key(key) for c in self.comparators):
             return False
         if self.falco_rule:
             # Same major, compared as a whole: 1.0.0-rc.1 is below <1.0.0 but of major 1.

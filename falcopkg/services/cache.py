@@ -25,7 +25,8 @@ from falcopkg.digests import bytes_digest, check_digest, file_digest, split_dige
 
 def source_key(source: str) -> str:
     """A file-name-safe key for a cache entry of ``source`` (a URL, path or repository)."""
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+    # surrogateescape: a path with bytes that are not UTF-8 still has a key.
+    return hashlib.sha256(source.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class BlobCache:

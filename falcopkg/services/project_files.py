@@ -59,22 +59,16 @@ def parse_lock_bytes(data: bytes, path: Path, *, cache_dir: Path | None = None) 
         raise ConfigError(f"{path}: not valid UTF-8 ({exc.reason})", hint=REGENERATE_HINT) from None
     if cache_dir is None or len(data) < PARSED_LOCK_MIN_BYTES:
         return lock_from_data(load_lock_toml(text, str(path)), text, str(path))
-    import hashlib
+    from falcopkg.digests import bytes_digest
+    from falcopkg.services.cache import source_key
 
-    digest = hashlib.sha256(data).hexdigest()
-    cached = _parsed_lock_path(cache_dir, path)
+    digest = bytes_digest(data)
+    cached = cache_dir / "locks" / f"{source_key(str(path.absolute()))}.bin"
     toml_data = _load_parsed_lock(cached, digest)
     if toml_data is None:
         toml_data = load_lock_toml(text, str(path))
         _save_parsed_lock(cached, digest, toml_data)
     return lock_from_data(toml_data, text, str(path))
-
-
-def _parsed_lock_path(cache_dir: Path, path: Path) -> Path:
-    import hashlib
-
-    key = hashlib.sha256(str(path.absolute()).encode("utf-8", "surrogateescape")).hexdigest()
-    return cache_dir / "locks" / f"{key[:32]}.bin"
 
 
 def _load_parsed_lock(cached: Path, digest: str) -> dict[str, Any] | None:
