@@ -44,6 +44,12 @@ CASES: list[tuple[dict[str, str], str, str, int, str | None]] = [
     ({"HTTPS_PROXY": ""}, "https", "ghcr.io", 443, None),
     # no_proxy: exact names, subdomains, leading dots, case, spaces, ports, "*"
     ({"HTTPS_PROXY": PROXY, "NO_PROXY": "ghcr.io"}, "https", "ghcr.io", 443, None),
+    # CIDR blocks: addresses inside go direct, others and host names through the proxy.
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, "https", "10.1.2.3", 443, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, "https", "11.1.2.3", 443, PROXY),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, "https", "ghcr.io", 443, PROXY),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "fd00::/8"}, "https", "fd12::1", 443, None),
+    ({"HTTPS_PROXY": PROXY, "NO_PROXY": "not-a/cidr"}, "https", "10.1.2.3", 443, PROXY),
     ({"HTTPS_PROXY": PROXY, "no_proxy": "ghcr.io"}, "https", "ghcr.io", 443, None),
     ({"HTTPS_PROXY": PROXY, "NO_PROXY": "GHCR.IO"}, "https", "ghcr.io", 443, None),
     ({"HTTPS_PROXY": PROXY, "NO_PROXY": "ghcr.io"}, "https", "GHCR.io", 443, None),
