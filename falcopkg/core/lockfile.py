@@ -153,57 +153,93 @@ class Lock:
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def lock_document(lock: Lock) -> dict[str, Any]:
+    """falco.lock as TOML data: what parsing ``render_lock(lock)`` gives, key for key (the
+    lock cache stores it for a lock just written, so its next read skips the parse)."""
+    inputs = lock.inputs
+    return {
+        "version": lock.version,
+        "manifest": {
+            "platforms": list(inputs.platforms),
+            "target": _plain(inputs.target),
+            # Indexes keep manifest order: it decides which index wins for a name.
+            "indexes": dict(inputs.indexes),
+            "dependencies": _plain(inputs.dependencies),
+        },
+        "artifact": [_artifact_document(artifact) for artifact in lock.artifacts],
+    }
+
+
+def _artifact_document(artifact: LockedArtifact) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "name": artifact.name,
+        "type": artifact.type,
+        "version": artifact.version,
+        "tag": artifact.tag,
+        "source": artifact.source,
+        "index": artifact.index,
+        "digest": artifact.digest,
+        "layer": _layer_document(artifact.layer) if artifact.layer else None,
+        "dependencies": list(artifact.dependencies) or None,
+        "dependency_constraints": _plain(artifact.dependency_constraints) or None,
+        "requirements": _plain(artifact.requirements) or None,
+    }
+    document = {key: value for key, value in fields.items() if value is not None}
+    if artifact.platforms:
+        document["platforms"] = {
+            platform: {"manifest": locked.manifest, "layer": _layer_document(locked.layer)}
+            for platform, locked in sorted(artifact.platforms.items())
+        }
+    return document
+
+
+def _layer_document(layer: LockedLayer) -> dict[str, Any]:
+    # Not sorted when rendered: digest, size, files reads best.
+    return {"digest": layer.digest, "size": layer.size, "files": list(layer.files)}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as tomllib returns it rendered: lists, and dicts in sorted key order."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
 def render_lock(lock: Lock) -> str:
     """falco.lock's text: deterministic, sorted, one ``[[artifact]]`` table per artifact."""
-    inputs = lock.inputs
-    lines = [LOCK_HEADER, f"version = {lock.version}", "", "[manifest]"]
-    lines.append(f"platforms = {_value(list(inputs.platforms))}")
-    lines.append(f"target = {_value(inputs.target)}")
-    # Indexes keep manifest order: it decides which index wins for a name.
-    lines.append(f"indexes = {_inline_table(inputs.indexes, sort=False)}")
+    return render_document(lock_document(lock))
+
+
+def render_document(document: Mapping[str, Any]) -> str:
+    """The text of a ``lock_document``."""
+    manifest = document["manifest"]
+    lines = [LOCK_HEADER, f"version = {document['version']}", "", "[manifest]"]
+    lines.append(f"platforms = {_value(manifest['platforms'])}")
+    lines.append(f"target = {_value(manifest['target'])}")
+    lines.append(f"indexes = {_inline_table(manifest['indexes'], sort=False)}")
     lines += ["", "[manifest.dependencies]"]
-    lines += [
-        f"{_key(name)} = {_value(spec)}" for name, spec in sorted(inputs.dependencies.items())
-    ]
-    for artifact in lock.artifacts:
+    lines += [f"{_key(name)} = {_value(spec)}" for name, spec in manifest["dependencies"].items()]
+    for artifact in document["artifact"]:
         lines += ["", "[[artifact]]", *_artifact_lines(artifact)]
     return "\n".join(lines) + "\n"
 
 
-def _artifact_lines(artifact: LockedArtifact) -> list[str]:
-    fields: list[tuple[str, Any]] = [
-        ("name", artifact.name),
-        ("type", artifact.type),
-        ("version", artifact.version),
-        ("tag", artifact.tag),
-        ("source", artifact.source),
-        ("index", artifact.index),
-        ("digest", artifact.digest),
-        ("layer", _layer_text(artifact.layer) if artifact.layer else None),
-        ("dependencies", list(artifact.dependencies) or None),
-        ("dependency_constraints", artifact.dependency_constraints or None),
-        ("requirements", artifact.requirements or None),
-    ]
+def _artifact_lines(artifact: Mapping[str, Any]) -> list[str]:
     lines = [
-        f"{key} = {value if key == 'layer' else _value(value)}"
-        for key, value in fields
-        if value is not None
+        f"{key} = {_inline_table(value, sort=False) if key == 'layer' else _value(value)}"
+        for key, value in artifact.items()
+        if key != "platforms"
     ]
-    for platform, locked in sorted(artifact.platforms.items()):
+    for platform, locked in artifact.get("platforms", {}).items():
         lines += [
             "",
             f"[artifact.platforms.{_key(platform)}]",
-            f"manifest = {_value(locked.manifest)}",
-            f"layer = {_layer_text(locked.layer)}",
+            f"manifest = {_value(locked['manifest'])}",
+            f"layer = {_inline_table(locked['layer'], sort=False)}",
         ]
     return lines
-
-
-def _layer_text(layer: LockedLayer) -> str:
-    # Not sorted: digest, size, files reads best.
-    return _inline_table(
-        {"digest": layer.digest, "size": layer.size, "files": list(layer.files)}, sort=False
-    )
 
 
 def _key(key: str) -> str:

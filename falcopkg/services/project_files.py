@@ -60,15 +60,32 @@ def parse_lock_bytes(data: bytes, path: Path, *, cache_dir: Path | None = None) 
     if cache_dir is None or len(data) < PARSED_LOCK_MIN_BYTES:
         return lock_from_data(load_lock_toml(text, str(path)), text, str(path))
     from falcopkg.digests import bytes_digest
-    from falcopkg.services.cache import source_key
 
     digest = bytes_digest(data)
-    cached = cache_dir / "locks" / f"{source_key(str(path.absolute()))}.bin"
+    cached = _parsed_lock_path(path, cache_dir)
     toml_data = _load_parsed_lock(cached, digest)
     if toml_data is None:
         toml_data = load_lock_toml(text, str(path))
         _save_parsed_lock(cached, digest, toml_data)
     return lock_from_data(toml_data, text, str(path))
+
+
+def remember_written_lock(
+    path: Path, data: bytes, toml_data: dict[str, Any], cache_dir: Path
+) -> None:
+    """Keep the TOML data of a lock just written as ``data`` (``lockfile.lock_document``), so
+    that the next command reading ``path`` skips the parse, as after a read."""
+    if len(data) < PARSED_LOCK_MIN_BYTES:
+        return
+    from falcopkg.digests import bytes_digest
+
+    _save_parsed_lock(_parsed_lock_path(path, cache_dir), bytes_digest(data), toml_data)
+
+
+def _parsed_lock_path(path: Path, cache_dir: Path) -> Path:
+    from falcopkg.services.cache import source_key
+
+    return cache_dir / "locks" / f"{source_key(str(path.absolute()))}.bin"
 
 
 def _load_parsed_lock(cached: Path, digest: str) -> dict[str, Any] | None:

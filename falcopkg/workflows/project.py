@@ -149,12 +149,15 @@ class Project:
 
     def write_lock(self, lock: Lock) -> bool:
         """Write falco.lock atomically if its bytes change; whether it was written."""
-        from falcopkg.core.lockfile import render_lock
-        from falcopkg.services.project_files import write_lock_if_changed
+        from falcopkg.core.lockfile import lock_document, render_document
+        from falcopkg.services.project_files import remember_written_lock, write_lock_if_changed
 
-        text = render_lock(lock)  # rendered once: written, and kept as this session's bytes
+        document = lock_document(lock)
+        text = render_document(document)  # rendered once: written, kept as this session's bytes
         written = write_lock_if_changed(self.lock_path, text)
         self.lock_bytes = text.encode("utf-8")
+        if written:  # the next read of this lock skips the TOML parse
+            remember_written_lock(self.lock_path, self.lock_bytes, document, self.cache_dir)
         return written
 
     # -- effects ---------------------------------------------------------------------------------

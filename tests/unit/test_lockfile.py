@@ -14,6 +14,7 @@ from falcopkg.core.lockfile import (
     LockedLayer,
     LockedPlatform,
     LockInputs,
+    lock_document,
     parse_lock,
     render_lock,
     stale_reasons,
@@ -143,6 +144,31 @@ def test_render_is_exact_sorted_and_deterministic() -> None:
 def test_round_trip() -> None:
     lock = make_lock()
     assert parse_lock(render_lock(lock), "falco.lock") == lock
+
+
+def _strange_lock() -> Lock:
+    odd = replace(
+        RULES,
+        name="acme.rules",
+        tag="v4.1.0",
+        requirements={"z_last": "1.0.0", "a_first": "0.1.0"},
+        dependency_constraints={"container": ">=0.4.0", "b.dep": "1"},
+        dependencies=("container", "b.dep"),
+    )
+    dep = replace(EDGE, name="b.dep", layer=LockedLayer(D["3"], 0, ()))
+    return replace(make_lock(), artifacts=(odd, dep, CONTAINER))
+
+
+@pytest.mark.parametrize("lock", [make_lock(), _strange_lock()], ids=["plain", "strange"])
+def test_the_document_is_what_parsing_the_rendered_lock_gives(lock: Lock) -> None:
+    import json
+    import tomllib
+
+    document = lock_document(lock)
+    parsed = tomllib.loads(render_lock(lock))
+    assert document == parsed
+    # Key order too: the cache stores the document where a parse would have been.
+    assert json.dumps(document) == json.dumps(parsed)
 
 
 def test_layer_for_platforms() -> None:
@@ -494,6 +520,27 @@ def test_a_large_lock_is_parsed_once_then_loaded_from_the_cache(
     edited = data.replace(b'"4.1.0"', b'"4.1.1"', 1)
     assert parse_lock_bytes(edited, path, cache_dir=cache).artifacts[0].version == "4.1.1"
     assert parses == ["x"]
+
+
+def test_a_lock_written_by_a_session_is_read_without_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import falcopkg.core.lockfile as lockfile
+    from falcopkg.workflows.project import Project
+    from falcopkg.workflows.reporter import SilentReporter
+
+    (tmp_path / "falco.toml").write_text(MANIFEST)
+    cache = tmp_path / "cache"
+    lock = parse_lock(_large_lock_text(), "falco.lock")
+    reporter = SilentReporter()
+    project = Project.open(tmp_path / "falco.toml", cache_dir=cache, reporter=reporter)
+    assert project.write_lock(lock)
+    parses: list[str] = []
+    real = lockfile.load_lock_toml
+    monkeypatch.setattr(lockfile, "load_lock_toml", lambda *a: parses.append("x") or real(*a))
+    again = Project.open(tmp_path / "falco.toml", cache_dir=cache, reporter=reporter)
+    assert again.existing_lock() == lock
+    assert parses == []
 
 
 def test_a_damaged_parsed_lock_cache_reads_as_missing(tmp_path: Path) -> None:
