@@ -168,13 +168,16 @@ class RegistryMetadataProvider:
     def versions(self, name: str) -> list[tuple[Version, str]]:
         return semver_tags(self._tag_list(self.locate(name).source))
 
-    def metadata(self, name: str, reference: str) -> CandidateMetadata:
+    def metadata(
+        self, name: str, reference: str, *, cached_only: bool = False
+    ) -> CandidateMetadata:
+        """``cached_only``: _NotCached instead of any request (or tag-list read)."""
         source = self.locate(name).source
         key = (source, reference)
         with self._lock:
             cached = self._metadata.get(key)
         if cached is None:
-            fetched = self._fetch_metadata(name, source, reference)
+            fetched = self._fetch_metadata(name, source, reference, cached_only=cached_only)
             with self._lock:
                 cached = self._metadata.setdefault(key, fetched)
         return cached
@@ -183,6 +186,9 @@ class RegistryMetadataProvider:
         """Run ``versions``/``metadata`` for ``requests`` in parallel; errors wait for the
         resolver's own call, which raises them with context."""
         todo = [(name, ref) for name, ref in requests if not self._is_known(name, ref)]
+        # Metadata the cache holds whole is read here: a thread pool only adds GIL hand-offs
+        # to work that waits for nothing (a re-lock reads all of its metadata this way).
+        todo = [(name, ref) for name, ref in todo if ref is None or not self._from_cache(name, ref)]
         if len(todo) < 2:
             return
 
@@ -198,6 +204,16 @@ class RegistryMetadataProvider:
         with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as executor:
             for future in [executor.submit(run, name, ref) for name, ref in todo]:
                 future.result()
+
+    def _from_cache(self, name: str, reference: str) -> bool:
+        """Whether ``metadata(name, reference)`` is now memoized from the cache alone."""
+        try:
+            self.metadata(name, reference, cached_only=True)
+        except _NotCached:
+            return False
+        except FalcopkgError:
+            return False  # raised again, with context, by the resolver's own call
+        return True
 
     def _is_known(self, name: str, reference: str | None) -> bool:
         with self._lock:
@@ -279,10 +295,19 @@ class RegistryMetadataProvider:
 
     # -- metadata ------------------------------------------------------------------------------
 
-    def _fetch_metadata(self, name: str, source: str, reference: str) -> CandidateMetadata:
+    def _fetch_metadata(
+        self, name: str, source: str, reference: str, *, cached_only: bool = False
+    ) -> CandidateMetadata:
         is_digest = bool(DIGEST_RE.match(reference))
-        digest = reference if is_digest else self._digest_for_tag(source, reference)
+        if is_digest:
+            digest: str | None = reference
+        elif cached_only:
+            digest = self.known_digests.get((source, tag_key(reference)))
+        else:
+            digest = self._digest_for_tag(source, reference)
         record = self.records.root_record(digest) if digest else None
+        if record is None and cached_only:
+            raise _NotCached
         fetch = self._can_fetch(source)
         if record is None and not is_digest and fetch:
             digest, record = self._cached_by_head(source, reference)
@@ -301,9 +326,10 @@ class RegistryMetadataProvider:
             record = _root_record(remote)
             self.records.save_root_record(digest, record)
         digest = known(digest, f"the digest of {source}:{reference}")
+        candidate = self._candidate(name, source, digest, record, cached_only=cached_only)
         if not is_digest:
             self._remember_tag(source, reference, digest)
-        return self._candidate(name, source, digest, record)
+        return candidate
 
     def _cached_by_head(self, source: str, tag: str) -> tuple[str | None, dict[str, Any] | None]:
         """For a tag seen before (another project, a deleted lock): one HEAD says whether it
@@ -319,7 +345,13 @@ class RegistryMetadataProvider:
         return head.digest, self.records.root_record(head.digest)
 
     def _candidate(
-        self, name: str, source: str, digest: str, record: dict[str, Any]
+        self,
+        name: str,
+        source: str,
+        digest: str,
+        record: dict[str, Any],
+        *,
+        cached_only: bool = False,
     ) -> CandidateMetadata:
         from falcopkg.artifact.types import ARTIFACT_TYPES
 
@@ -336,7 +368,7 @@ class RegistryMetadataProvider:
             entry = raw_platforms[platform]
             layer_digest, layer_size = entry["layer"]["digest"], int(entry["layer"]["size"])
             files, layer_config = self._layer_contents(
-                label, source, layer_digest, layer_size, reads_rules
+                label, source, layer_digest, layer_size, reads_rules, cached_only=cached_only
             )
             dependencies += layer_config.dependencies
             requirements += layer_config.requirements
@@ -359,10 +391,19 @@ class RegistryMetadataProvider:
         )
 
     def _layer_contents(
-        self, label: str, source: str, digest: str, size: int, reads_rules: bool
+        self,
+        label: str,
+        source: str,
+        digest: str,
+        size: int,
+        reads_rules: bool,
+        *,
+        cached_only: bool = False,
     ) -> tuple[tuple[str, ...], ArtifactConfig]:
         """The files of a layer and, for rules, what its YAML requires (cached by digest)."""
         record = self.records.layer_record(digest)
+        if record is None and cached_only:
+            raise _NotCached
         if record is None:
             files, config = self._read_layer(label, source, digest, size, reads_rules)
             record = {"files": list(files), "config": config.to_dict()}
@@ -419,6 +460,10 @@ class RegistryMetadataProvider:
 
         store, repository = self.stores.endpoint(source)
         return CachedStore(store, self.cache), repository
+
+
+class _NotCached(Exception):
+    """What a ``cached_only`` metadata read raises when it would need the network."""
 
 
 def declared_metadata(

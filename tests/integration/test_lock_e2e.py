@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from falcopkg.oci.client import RegistryClient, RegistryOptions
@@ -183,6 +184,35 @@ def test_relock_with_nothing_changed_fetches_only_tag_lists(
     assert third == first
     heads = sorted(("head_manifest", catalog.repository(a.name)) for a in first.artifacts)
     assert sorted(no_lock_calls) == sorted(tag_lists + heads)
+
+
+def test_relock_reads_cached_metadata_without_worker_threads(
+    catalog: Catalog, project: Path, tmp_home: TmpHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the cache holds whole is read by the resolver's own thread: a pool only adds
+    GIL hand-offs to work that waits for nothing. Misses still go to the pool."""
+    import threading
+
+    from falcopkg.services import metadata
+
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    manifest = load_manifest(project / "falco.toml")
+    cache = BlobCache(tmp_home.cache_dir)
+    threads: list[str] = []
+    real = metadata.RegistryMetadataProvider._fetch_metadata
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(metadata.RegistryMetadataProvider, "_fetch_metadata", recording)
+    with CountingAccess([]) as pool:
+        first = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
+    assert any(name != "MainThread" for name in threads)  # cold: fetched in parallel
+    threads.clear()
+    with CountingAccess([]) as pool:
+        assert resolve_lock(manifest, existing_lock=first, stores=pool, cache=cache) == first
+    assert threads and set(threads) == {"MainThread"}
 
 
 def test_offline_lock_with_a_warm_cache_needs_no_registry(catalog: Catalog, project: Path) -> None:
