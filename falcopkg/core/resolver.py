@@ -29,7 +29,13 @@ from typing import Protocol
 from falcopkg.artifact.config import Dependency
 from falcopkg.core.lockfile import LockedPlatform, unmet_requirements
 from falcopkg.core.manifest import DependencySpec, TargetSettings
-from falcopkg.core.versions import Constraint, Version, falco_requirement, parse_version
+from falcopkg.core.versions import (
+    Constraint,
+    Version,
+    falco_requirement,
+    parse_version,
+    same_precedence,
+)
 from falcopkg.errors import FalcopkgError, ResolutionError, known
 
 MANIFEST_ORIGIN = "falco.toml"
@@ -490,7 +496,10 @@ class _Resolver:
         allowed = [(v, r) for v, r in self.candidate_refs(name) if self.allows(needs, v)]
         preferred = self.preferences.get(name)
         if preferred is not None:
-            allowed.sort(key=lambda item: item[0] != preferred)  # stable: keeps newest-first
+            # Stable: keeps newest-first behind the preferred version.
+            allowed.sort(
+                key=lambda item: item[0] is None or not same_precedence(item[0], preferred)
+            )
         return allowed
 
     @staticmethod

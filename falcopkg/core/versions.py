@@ -88,6 +88,12 @@ def _key(version: Version) -> _Key:
     return (version.major, version.minor, version.patch, (0, identifiers))
 
 
+def same_precedence(left: Version, right: Version) -> bool:
+    """``left == right`` as semver orders them (build metadata ignored), without semver's
+    comparison machinery (the resolver asks this for every candidate it orders)."""
+    return _key(left) == _key(right)
+
+
 # --- constraints -------------------------------------------------------------------------
 
 _OPERATORS = ("<=", ">=", "=", "<", ">", "~", "^")

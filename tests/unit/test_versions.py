@@ -12,6 +12,7 @@ from falcopkg.core.versions import (
     falco_requirement,
     parse_version,
     requirement_version,
+    same_precedence,
     semver_tags,
 )
 
@@ -234,3 +235,4 @@ def test_constraints_compare_as_semver_does(left: str, right: str) -> None:
     ):
         comparator = Comparator(op, bound.major, bound.minor, bound.patch, bound.prerelease or "")
         assert comparator.matches(version) is expected, (left, op, right)
+    assert same_precedence(version, bound) is (version == bound), (left, "==", right)
