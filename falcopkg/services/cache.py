@@ -47,8 +47,11 @@ class BlobCache:
         import tempfile  # imported here: `artifact search` reads index keys from this module
 
         tmp_dir = self.root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=tmp_dir)
+        try:
+            fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=tmp_dir)
+        except FileNotFoundError:  # a first write (a mkdir per write would cost a syscall)
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=tmp_dir)
         os.close(fd)
         return Path(name)
 
@@ -62,15 +65,17 @@ class BlobCache:
                 algorithm, _ = split_digest(digest)
                 check_digest(file_digest(tmp, algorithm), digest, "content")
             return self._commit(tmp, digest)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            raise
 
     def _commit(self, tmp: Path, digest: str) -> Path:
+        from falcopkg.fsutil import replace_into
+
         target = self.path_for(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        replace_into(tmp, target)
         return target
 
     def lookup(self, digest: str) -> Path | None:
@@ -103,10 +108,14 @@ class BlobCache:
         return data
 
     def put_bytes(self, data: bytes, digest: str) -> Path:
-        """Keep ``data`` under ``digest`` (verified first)."""
-        tmp = self.temp_path()
-        tmp.write_bytes(data)
-        return self.adopt(tmp, digest)
+        """Keep ``data`` under ``digest`` (verified first, in memory)."""
+        from falcopkg.fsutil import atomic_write_bytes
+
+        check_digest(bytes_digest(data, split_digest(digest)[0]), digest, "content")
+        target = self.path_for(digest)
+        # Not fsynced: a cached blob is verified whenever it is read.
+        atomic_write_bytes(target, data, mode=0o644, temp_dir=self.root / "tmp", durable=False)
+        return target
 
     def digests(self) -> Iterable[str]:
         blobs = self.root / "blobs"

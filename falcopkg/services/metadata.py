@@ -41,7 +41,7 @@ from falcopkg.core.resolver import CandidateMetadata, Location
 from falcopkg.core.versions import Version, parse_version, semver_tags
 from falcopkg.digests import split_digest
 from falcopkg.errors import FalcopkgError, OfflineError, known
-from falcopkg.fsutil import atomic_write_text
+from falcopkg.fsutil import atomic_write_text, read_file
 from falcopkg.services.cache import BlobCache, source_key
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class MetadataCache:
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_file(path))
         except (OSError, ValueError):
             return None
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
