@@ -70,6 +70,8 @@ STALL_INTERVAL = 10.0
 MAX_IDLE_CONNECTIONS = 16
 #: An unread body up to this size is read to its end so that its connection can be reused.
 DRAIN_LIMIT = 64 * 1024
+#: How much later than asked a socket timeout may end a read (see _GuardedSocket._apply).
+TIMEOUT_SLACK = 0.05
 #: Bytes per send of a file body.
 SEND_BLOCK = 256 * 1024
 
@@ -261,14 +263,29 @@ class _GuardedSocket:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._timeout: float | None = sock.gettimeout()
+        self._applied = self._timeout  # what the socket has now
         self.guard: _Guard | None = None
+
+    def _apply(self, wanted: float | None, *, guarded: bool = False) -> None:
+        """Give the socket a timeout of about ``wanted``. Setting one is a system call (and a
+        GIL hand-off), so a timeout already set is kept when it ends a wait no later than
+        TIMEOUT_SLACK after ``wanted`` would, and no sooner: for a ``guarded`` read, no
+        sooner than half of it (ending early only makes the guard compute the next wait)."""
+        applied = self._applied
+        if wanted is not None and applied is not None:
+            if (wanted / 2 if guarded else wanted) <= applied <= wanted + TIMEOUT_SLACK:
+                return
+        elif wanted is None and applied is None:
+            return
+        self._sock.settimeout(wanted)
+        self._applied = wanted
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
     def settimeout(self, value: float | None) -> None:
         self._timeout = value
-        self._sock.settimeout(value)
+        self._apply(value)
 
     def gettimeout(self) -> float | None:
         return self._timeout
@@ -294,7 +311,7 @@ class _GuardedSocket:
             return int(self._sock.recv_into(buffer, *args))
         try:
             while True:
-                self._sock.settimeout(guard.next_wait())
+                self._apply(guard.next_wait(), guarded=True)
                 try:
                     count = int(self._sock.recv_into(buffer, *args))
                 except TimeoutError:
@@ -302,7 +319,7 @@ class _GuardedSocket:
                 guard.received(count)
                 return count
         finally:
-            self._sock.settimeout(self._timeout)
+            self._apply(self._timeout)
 
 
 # -- responses -----------------------------------------------------------------------------------

@@ -300,3 +300,35 @@ BAD_HEADS: list[tuple[bytes, type[Exception]]] = [
 def test_bad_response_heads_are_refused(wire: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
         _response(wire)
+
+
+class _CountingSocket:
+    def __init__(self) -> None:
+        self.timeout: float | None = 30.0
+        self.set: list[float | None] = []
+
+    def gettimeout(self) -> float | None:
+        return self.timeout
+
+    def settimeout(self, value: float | None) -> None:
+        self.set.append(value)
+        self.timeout = value
+
+
+def test_a_socket_timeout_is_set_only_when_it_must_change() -> None:
+    from falcopkg.http import TIMEOUT_SLACK, _GuardedSocket
+
+    raw = _CountingSocket()
+    sock = _GuardedSocket(raw)
+    sock.settimeout(30.0)
+    sock._apply(29.99, guarded=True)  # a read's wait, just under the timeout set: kept
+    assert raw.set == []
+    sock._apply(10.0, guarded=True)  # 30 s would end it late: set
+    sock._apply(16.0, guarded=True)  # 10 s ends it early, not late: kept
+    assert raw.set == [10.0]
+    sock._apply(30.0)  # a send's timeout is never kept shorter than asked
+    assert raw.set == [10.0, 30.0]
+    sock.settimeout(30.0 - TIMEOUT_SLACK / 2)  # later by less than the slack: kept
+    sock.settimeout(None)
+    sock.settimeout(None)
+    assert raw.set == [10.0, 30.0, None]
