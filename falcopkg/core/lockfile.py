@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -291,8 +292,9 @@ def lock_from_data(data: Mapping[str, Any], text: str, source: str) -> Lock:
     if not isinstance(raw_artifacts, list):
         raise reader.error(("artifact",), "`artifact` must be an array of tables")
     artifacts = [reader.artifact(position, raw) for position, raw in enumerate(raw_artifacts)]
-    names = [artifact.name for artifact in artifacts]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    counts = Counter(artifact.name for artifact in artifacts)
+    duplicates = sorted(name for name, count in counts.items() if count > 1)
+    names = counts.keys()  # a set view: `in` is O(1) for the dependency check below
     if duplicates:
         raise ConfigError(
             f"{source}: artifact {duplicates[0]!r} is locked twice", hint=REGENERATE_HINT
