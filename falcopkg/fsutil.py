@@ -35,12 +35,7 @@ def atomic_writer(
     into an existing directory costs no mkdir).
     """
     directory = temp_dir if temp_dir is not None else path.parent
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except FileNotFoundError:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    tmp = Path(tmp_name)
+    fd, tmp = make_temp_file(directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
             yield handle
@@ -58,6 +53,17 @@ def atomic_writer(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def make_temp_file(directory: Path, *, prefix: str, suffix: str) -> tuple[int, Path]:
+    """``tempfile.mkstemp`` in ``directory``, made if it is missing (tried first, so a file in
+    an existing directory costs no mkdir): the open descriptor and the path."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    return fd, Path(name)
 
 
 def replace_into(source: Path, target: Path) -> None:

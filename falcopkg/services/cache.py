@@ -44,16 +44,12 @@ class BlobCache:
 
     def temp_path(self) -> Path:
         """A fresh temporary file name on the cache's filesystem (for streaming downloads)."""
-        import tempfile  # imported here: `artifact search` reads index keys from this module
+        # Imported here: `artifact search` reads index keys from this module.
+        from falcopkg.fsutil import make_temp_file
 
-        tmp_dir = self.root / "tmp"
-        try:
-            fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=tmp_dir)
-        except FileNotFoundError:  # a first write (a mkdir per write would cost a syscall)
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="blob-", suffix=".part", dir=tmp_dir)
+        fd, path = make_temp_file(self.root / "tmp", prefix="blob-", suffix=".part")
         os.close(fd)
-        return Path(name)
+        return path
 
     def adopt(self, tmp: Path, digest: str, *, verified: bool = False) -> Path:
         """Move a downloaded temporary file into the cache, verifying it unless ``verified``.
