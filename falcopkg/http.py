@@ -447,7 +447,10 @@ class Response:
         """The body as it arrives (not decoded), read with ``readinto`` into one reused
         buffer: each chunk is a view valid only until the next (copy it to keep it)."""
         raw = self._raw
-        buffer = bytearray(chunk_size)
+        # No bigger than the body: a zeroed 1 MiB buffer per 500-byte manifest costs an mmap,
+        # 256 page faults and a munmap (most of a cold lock's system time).
+        length = raw.length
+        buffer = bytearray(max(1, min(chunk_size, length)) if length is not None else chunk_size)
         view = memoryview(buffer)
         while not raw.isclosed():
             try:

@@ -9,10 +9,15 @@ every layer the target platforms need (for the lock and the file-conflict check)
 Everything behind a digest is immutable, so it is cached by digest under
 ``<cache>/metadata`` and never fetched twice::
 
-    roots/<alg>/<hex>.json    what a root manifest says: type, config, platform manifests
-    layers/<alg>/<hex>.json   what a layer holds: its files, the rules YAML's requirements
+    roots/<alg>/<hex>.json    what a root manifest says: type, config, platform manifests,
+                              and what the layers read with it hold ("layers")
+    layers/<alg>/<hex>.json   what a layer holds (its files, the rules YAML's requirements)
+                              when it was read after its root record was written
     tags/<sha256(source)>.json  a repository's last tag list (for --offline) and the
                               digests its tags were last seen at
+
+A cold lock writes one root record and one tag record per artifact (close() writes the
+tag records no new digest has written yet).
 
 Layers go through ``services.fetch.ensure_blobs`` into the shared blob cache, where `sync`
 finds them again. Tag → digest comes from the current lock (``known_digests``), so a
@@ -249,12 +254,12 @@ class RegistryMetadataProvider:
             if cached is not None:
                 for tag, digest in dict(cached.get("digests", {})).items():
                     seen.setdefault(tag, digest)
-            # A re-lock usually finds the record as it was: nothing to write.
+            # A re-lock usually finds the record as it was: nothing to write. A changed one is
+            # written with the first digest learned for it (_remember_tag), else on close():
+            # a cold lock writes each tag record once, not once for the tags and again.
             changed = cached is None or (cached.get("tags"), cached.get("digests")) != (tags, seen)
             if fetch and changed:
                 self._tags_dirty.add(source)
-        if fetch and changed:
-            self._save_tags(source)
         return tags
 
     def _digest_for_tag(self, source: str, tag: str) -> str | None:
@@ -279,6 +284,19 @@ class RegistryMetadataProvider:
                 return
             self._tags_dirty.add(source)
         self._save_tags(source)
+
+    def close(self) -> None:
+        """Write the tag records still pending (changed, with no new digest since)."""
+        with self._lock:
+            pending = sorted(self._tags_dirty)
+        for source in pending:
+            self._save_tags(source)
+
+    def __enter__(self) -> RegistryMetadataProvider:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def _save_tags(self, source: str) -> None:
         """Write ``source``'s tag record as it is now, unless a write since did already."""
@@ -323,10 +341,14 @@ class RegistryMetadataProvider:
             client, repository = self._endpoint(source)
             remote = inspect_artifact(client, repository, digest or reference)
             digest = remote.root_digest
-            record = _root_record(remote)
+            # The new record keeps what its layers hold too (filled in by _candidate): one
+            # file per artifact instead of one more per layer.
+            record = {**_root_record(remote), "layers": {}}
+            candidate = self._candidate(name, source, digest, record, fresh=True)
             self.records.save_root_record(digest, record)
-        digest = known(digest, f"the digest of {source}:{reference}")
-        candidate = self._candidate(name, source, digest, record, cached_only=cached_only)
+        else:
+            digest = known(digest, f"the digest of {source}:{reference}")
+            candidate = self._candidate(name, source, digest, record, cached_only=cached_only)
         if not is_digest:
             self._remember_tag(source, reference, digest)
         return candidate
@@ -352,7 +374,9 @@ class RegistryMetadataProvider:
         record: dict[str, Any],
         *,
         cached_only: bool = False,
+        fresh: bool = False,
     ) -> CandidateMetadata:
+        """``fresh``: ``record`` is about to be written, with what its layers hold."""
         from falcopkg.artifact.types import ARTIFACT_TYPES
 
         artifact_type = ARTIFACT_TYPES.get(record["type"])
@@ -368,7 +392,14 @@ class RegistryMetadataProvider:
             entry = raw_platforms[platform]
             layer_digest, layer_size = entry["layer"]["digest"], int(entry["layer"]["size"])
             files, layer_config = self._layer_contents(
-                label, source, layer_digest, layer_size, reads_rules, cached_only=cached_only
+                label,
+                source,
+                layer_digest,
+                layer_size,
+                reads_rules,
+                record.get("layers"),
+                fresh_root=fresh,
+                cached_only=cached_only,
             )
             dependencies += layer_config.dependencies
             requirements += layer_config.requirements
@@ -397,17 +428,26 @@ class RegistryMetadataProvider:
         digest: str,
         size: int,
         reads_rules: bool,
+        in_root: dict[str, Any] | None,
         *,
+        fresh_root: bool = False,
         cached_only: bool = False,
     ) -> tuple[tuple[str, ...], ArtifactConfig]:
-        """The files of a layer and, for rules, what its YAML requires (cached by digest)."""
-        record = self.records.layer_record(digest)
+        """The files of a layer and, for rules, what its YAML requires (cached by digest):
+        from ``in_root`` (the root record's "layers"), else the layer's own record. What is
+        read goes into ``in_root`` when the root record is not written yet (``fresh_root``),
+        else (a root record made for other platforms) into a layer record of its own."""
+        embedded = in_root.get(digest) if isinstance(in_root, dict) else None
+        record = embedded if isinstance(embedded, dict) else self.records.layer_record(digest)
         if record is None and cached_only:
             raise _NotCached
         if record is None:
             files, config = self._read_layer(label, source, digest, size, reads_rules)
             record = {"files": list(files), "config": config.to_dict()}
-            self.records.save_layer_record(digest, record)
+            if fresh_root and in_root is not None:
+                in_root[digest] = record
+            else:
+                self.records.save_layer_record(digest, record)
         config = ArtifactConfig.from_dict(record["config"], source=f"cached layer of {label}")
         return tuple(record["files"]), config
 
@@ -471,13 +511,13 @@ def declared_metadata(
 ) -> CandidateMetadata:
     """What ``remote`` declares as `lock` reads it (SPEC §2): its config's dependencies and
     requirements united with the ``required_*`` entries of the rules YAML in its layer."""
-    provider = RegistryMetadataProvider(
+    with RegistryMetadataProvider(
         stores=stores,
         cache=cache,
         locate=lambda _name: Location(source),
         platforms=remote.platform_names or ("",),
-    )
-    return provider.metadata(remote.config.name or source, remote.root_digest)
+    ) as provider:
+        return provider.metadata(remote.config.name or source, remote.root_digest)
 
 
 def _root_record(remote: RemoteArtifact) -> dict[str, Any]:

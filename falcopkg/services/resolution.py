@@ -139,15 +139,18 @@ def resolve_lock(
         )
     kept = [] if existing_lock is None or upgrade else list(existing_lock.artifacts)
     kept = [artifact for artifact in kept if artifact.name not in upgrade_packages]
-    provider: MetadataProvider = _provider(
+    with _provider(
         manifest, kept, offline=offline, stores=stores, cache=cache, console=console
-    )
-    if not follow_dependencies:
-        provider = _WithoutDependencies(provider)
-    if console is not None:
-        console.detail(f"resolving {len(manifest.dependencies)} dependencies of {manifest.path}")
-    preferences = {a.name: v for a in kept if (v := a.parsed_version) is not None}
-    resolution = _resolve(manifest, provider, preferences, requested_by=requested_by)
+    ) as registry_provider:
+        provider: MetadataProvider = registry_provider
+        if not follow_dependencies:
+            provider = _WithoutDependencies(provider)
+        if console is not None:
+            console.detail(
+                f"resolving {len(manifest.dependencies)} dependencies of {manifest.path}"
+            )
+        preferences = {a.name: v for a in kept if (v := a.parsed_version) is not None}
+        resolution = _resolve(manifest, provider, preferences, requested_by=requested_by)
     artifacts = tuple(
         _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
     )
@@ -256,30 +259,30 @@ def find_outdated(
     """For every locked artifact: its version, what `lock --upgrade` would pick, the newest."""
     from falcopkg.errors import ResolutionError
 
-    provider = _provider(
+    with _provider(
         manifest, lock.artifacts, offline=offline, stores=stores, cache=cache, console=console
-    )
-    try:
-        upgraded: Resolution | None = _resolve(manifest, provider, {})
-    except ResolutionError as exc:
-        if console is not None:
-            console.detail(f"no upgrade resolves: {exc.message}")
-        upgraded = None
-    rows = []
-    for artifact in lock.artifacts:
-        spec = manifest.dependencies.get(artifact.name)
-        pinned = spec is not None and spec.is_pinned
-        latest = None
-        if not pinned:
-            releases = [v for v, _ in provider.versions(artifact.name) if not v.prerelease]
-            latest = str(releases[0]) if releases else None
-        allowed = None
-        if upgraded is not None and artifact.name in upgraded.artifacts:
-            version = upgraded.artifacts[artifact.name].version
-            allowed = str(version) if version is not None else None
-        rows.append(
-            OutdatedArtifact(artifact.name, artifact.type, artifact.version, allowed, latest)
-        )
+    ) as provider:
+        try:
+            upgraded: Resolution | None = _resolve(manifest, provider, {})
+        except ResolutionError as exc:
+            if console is not None:
+                console.detail(f"no upgrade resolves: {exc.message}")
+            upgraded = None
+        rows = []
+        for artifact in lock.artifacts:
+            spec = manifest.dependencies.get(artifact.name)
+            pinned = spec is not None and spec.is_pinned
+            latest = None
+            if not pinned:
+                releases = [v for v, _ in provider.versions(artifact.name) if not v.prerelease]
+                latest = str(releases[0]) if releases else None
+            allowed = None
+            if upgraded is not None and artifact.name in upgraded.artifacts:
+                version = upgraded.artifacts[artifact.name].version
+                allowed = str(version) if version is not None else None
+            rows.append(
+                OutdatedArtifact(artifact.name, artifact.type, artifact.version, allowed, latest)
+            )
     return rows
 
 
@@ -331,9 +334,13 @@ def resolve_upgrades(
     held-back ones of its last round, so they cost no manifest request either).
     """
     from falcopkg.core.falco_versions import stricter_target
+    from falcopkg.errors import ResolutionError
 
     locked = current.artifacts if current is not None else ()
-    provider = _provider(
+    target = manifest.target if running is None else stricter_target(manifest.target, running)
+    if console is not None:
+        console.detail(f"resolving {len(manifest.dependencies)} dependencies allowing upgrades")
+    with _provider(
         manifest,
         locked,
         offline=False,
@@ -341,37 +348,35 @@ def resolve_upgrades(
         cache=cache,
         also_known=also_known,
         console=console,
-    )
-    target = manifest.target if running is None else stricter_target(manifest.target, running)
-    if console is not None:
-        console.detail(f"resolving {len(manifest.dependencies)} dependencies allowing upgrades")
-    from falcopkg.errors import ResolutionError
-
-    try:
-        resolution = _resolve(manifest, provider, {}, target=target)
-    except ResolutionError as exc:
-        if target != manifest.target:
-            # The messages say "[target]"; here that is the older of it and the running Falco.
-            exc.message += (
-                f"\n  (requirements were checked against the older of [target] and the running "
-                f"Falco: engine_version {target.engine_version or 'unset'}, plugin_api_version "
-                f"{target.plugin_api_version or 'unset'})"
-            )
-            exc.args = (exc.message,)
-        raise
-    artifacts = tuple(
-        _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
-    )
-    lock = Lock(LockInputs.from_manifest(manifest), artifacts)
-    checks = [(manifest.target, "[target]")]
-    if running is not None:
-        checks.append((running, RUNNING_FALCO))
-    held = [
-        found
-        for name in sorted(resolution.artifacts)
-        if (found := _held_back(manifest, resolution, name, provider, target, checks)) is not None
-    ]
-    return Upgrades(lock, tuple(held))
+    ) as provider:
+        try:
+            resolution = _resolve(manifest, provider, {}, target=target)
+        except ResolutionError as exc:
+            if target != manifest.target:
+                # The messages say "[target]"; here that is the older of it and the running
+                # Falco.
+                exc.message += (
+                    "\n  (requirements were checked against the older of [target] and the "
+                    f"running Falco: engine_version {target.engine_version or 'unset'}, "
+                    f"plugin_api_version {target.plugin_api_version or 'unset'})"
+                )
+                exc.args = (exc.message,)
+            raise
+        artifacts = tuple(
+            _locked(resolved, manifest.target.platforms)
+            for resolved in resolution.artifacts.values()
+        )
+        lock = Lock(LockInputs.from_manifest(manifest), artifacts)
+        checks = [(manifest.target, "[target]")]
+        if running is not None:
+            checks.append((running, RUNNING_FALCO))
+        held = [
+            found
+            for name in sorted(resolution.artifacts)
+            if (found := _held_back(manifest, resolution, name, provider, target, checks))
+            is not None
+        ]
+        return Upgrades(lock, tuple(held))
 
 
 def _held_back(

@@ -497,3 +497,80 @@ def test_a_registry_error_during_lock_names_the_dependency_and_its_line(
     assert result.exit_code == 1
     # line 12: the header (9 lines), [dependencies] and the two dependencies before it
     assert f'(for ghost = {{ ref = "{missing}", version = "1" }}, falco.toml:12)' in result.stderr
+
+
+def test_a_cold_lock_writes_one_root_and_one_tag_record_per_artifact(
+    catalog: Catalog, project: Path, tmp_home: TmpHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the layers hold goes into the root record written with them, and each tag record
+    is written once (with the digest learned): fewer files for a cold cache to create."""
+    import json
+
+    from falcopkg.services import metadata
+
+    saved: list[str] = []
+    real = metadata.MetadataCache.save_tags
+
+    def recording(self: Any, source: str, *args: Any) -> None:
+        saved.append(source)
+        real(self, source, *args)
+
+    monkeypatch.setattr(metadata.MetadataCache, "save_tags", recording)
+    one_platform = '[target]\nplatforms = ["linux/amd64"]\n\n'
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES, extra=one_platform))
+    manifest = load_manifest(project / "falco.toml")
+    cache = BlobCache(tmp_home.cache_dir)
+    with CountingAccess([]) as pool:
+        first = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
+    records = tmp_home.cache_dir / "metadata"
+    assert sorted(saved) == sorted({a.source for a in first.artifacts})
+    assert not list((records / "layers").rglob("*.json"))
+    for artifact in first.artifacts:
+        root = json.loads(
+            records.joinpath("roots", *artifact.digest.split(":")).with_suffix(".json").read_text()
+        )
+        if artifact.layer is not None:
+            layers = {artifact.layer.digest}
+        else:
+            layers = {
+                p.layer.digest for name, p in artifact.platforms.items() if name != "linux/arm64"
+            }
+        assert set(root["layers"]) == layers
+
+    # The same roots for two platforms: the arm64 layers are read and kept beside them.
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    both = load_manifest(project / "falco.toml")
+    with CountingAccess([]) as pool:
+        second = resolve_lock(both, existing_lock=first, stores=pool, cache=cache)
+    plugins = [a for a in second.artifacts if a.type == "plugin"]
+    assert plugins
+    arm = {a.platforms["linux/arm64"].layer.digest for a in plugins}
+    assert {p.stem for p in (records / "layers").rglob("*.json")} == {
+        digest.split(":")[1] for digest in arm
+    }
+    with CountingAccess([]) as pool:  # a fresh cache gives the same lock
+        fresh = resolve_lock(
+            both, existing_lock=None, stores=pool, cache=BlobCache(tmp_home.cache_dir / "fresh")
+        )
+    assert fresh == second
+
+
+def test_a_changed_tag_list_is_written_when_the_lock_ends(
+    catalog: Catalog, project: Path, tmp_home: TmpHome
+) -> None:
+    """A re-lock that finds new tags but no new digest still records them (for --offline)."""
+    import json
+
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    manifest = load_manifest(project / "falco.toml")
+    cache = BlobCache(tmp_home.cache_dir)
+    with CountingAccess([]) as pool:
+        first = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
+    records = list((tmp_home.cache_dir / "metadata" / "tags").glob("*.json"))
+    assert len(records) == len(first.artifacts)
+    wanted = {path: json.loads(path.read_text()) for path in records}
+    for path, record in wanted.items():
+        path.write_text(json.dumps({**record, "tags": []}))  # as if the tags were new
+    with CountingAccess([]) as pool:
+        assert resolve_lock(manifest, existing_lock=first, stores=pool, cache=cache) == first
+    assert {path: json.loads(path.read_text()) for path in records} == wanted
