@@ -3,7 +3,9 @@
 Layout: ``<cache>/blobs/sha256/<hex>`` holds verified content only. Entries are written to
 a temporary file in ``<cache>/tmp`` and renamed into place after their digest was checked,
 so concurrent processes can fill the cache at once: the last rename wins with identical
-bytes, and a reader never sees a partial entry.
+bytes, and a reader never sees a partial entry. Small blobs that are only ever read whole
+(manifests, configs: ``put_bytes``/``read_bytes``) are records in ``<cache>/packs``
+instead, verified on every read (``services.packs``).
 
 Other services keep their own subdirectories here (``metadata/``, ``indexes/``).
 ``clean_cache`` empties it all; ``prune_cache`` removes what was not used for a while
@@ -87,7 +89,12 @@ class BlobCache:
     def read_bytes(self, digest: str, max_size: int) -> bytes | None:
         """A small cached blob (a manifest, a config), verified again; None when it is not
         cached, too large or damaged (a damaged copy is removed)."""
-        path = self.lookup(digest)
+        from falcopkg.services.packs import packs_in
+
+        packed = packs_in(self.root / "packs").read(digest, max_size)
+        if packed is not None:
+            return packed
+        path = self.lookup(digest)  # a large one, or one a falcopkg before packs wrote
         if path is None:
             return None
         try:
@@ -103,23 +110,20 @@ class BlobCache:
             return None
         return data
 
-    def put_bytes(self, data: bytes, digest: str) -> Path:
-        """Keep ``data`` under ``digest`` (verified first, in memory)."""
-        from falcopkg.fsutil import atomic_write_bytes
+    def put_bytes(self, data: bytes, digest: str) -> None:
+        """Keep ``data`` under ``digest`` (verified first, in memory) for ``read_bytes``:
+        appended to a pack when it is small (services.packs), else a file of its own."""
+        from falcopkg.services.packs import PACKED_BLOB_LIMIT, packs_in
 
         check_digest(bytes_digest(data, split_digest(digest)[0]), digest, "content")
-        target = self.path_for(digest)
-        # Not fsynced: a cached blob is verified whenever it is read.
-        atomic_write_bytes(target, data, mode=0o644, temp_dir=self.root / "tmp", durable=False)
-        return target
-
-    def digests(self) -> Iterable[str]:
-        blobs = self.root / "blobs"
-        if not blobs.is_dir():
+        if len(data) <= PACKED_BLOB_LIMIT:
+            packs_in(self.root / "packs").append(digest, data)
             return
-        for algorithm_dir in sorted(blobs.iterdir()):
-            for entry in sorted(algorithm_dir.iterdir()):
-                yield f"{algorithm_dir.name}:{entry.name}"
+        from falcopkg.fsutil import atomic_write_bytes
+
+        # Not fsynced: a cached blob is verified whenever it is read.
+        target = self.path_for(digest)
+        atomic_write_bytes(target, data, mode=0o644, temp_dir=self.root / "tmp", durable=False)
 
 
 # --- maintenance: `falcopkg cache dir|clean|prune` ----------------------------------------

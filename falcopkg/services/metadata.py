@@ -9,15 +9,18 @@ every layer the target platforms need (for the lock and the file-conflict check)
 Everything behind a digest is immutable, so it is cached by digest under
 ``<cache>/metadata`` and never fetched twice::
 
-    roots/<alg>/<hex>.json    what a root manifest says: type, config, platform manifests,
-                              and what the layers read with it hold ("layers")
-    layers/<alg>/<hex>.json   what a layer holds (its files, the rules YAML's requirements)
-                              when it was read after its root record was written
-    tags/<sha256(source)>.json  a repository's last tag list (for --offline) and the
-                              digests its tags were last seen at
+    packs/roots/<alg>/<xx>.pack  what a root manifest says: type, config, platform
+                              manifests, and what the layers read with it hold ("layers")
+    packs/layers/<alg>/<xx>.pack  what a layer holds (its files, the rules YAML's
+                              requirements) when it was read after its root record was written
+    packs/tags/sha256/<xx>.pack  a repository's last tag list (for --offline) and the
+                              digests its tags were last seen at, keyed by sha256(source)
 
-A cold lock writes one root record and one tag record per artifact (close() writes the
-tag records no new digest has written yet).
+Records are entries of append-only packs (``services.packs``: a file per 256th of the keys,
+not one per record; for a key, the newest intact entry wins). The ``roots/``, ``layers/``
+and ``tags/`` files of earlier versions are still read. A cold lock appends one root record
+and one tag record per artifact (close() writes the tag records no new digest has written
+yet).
 
 Layers go through ``services.fetch.ensure_blobs`` into the shared blob cache, where `sync`
 finds them again. Tag → digest comes from the current lock (``known_digests``), so a
@@ -46,8 +49,9 @@ from falcopkg.core.resolver import CandidateMetadata, Location
 from falcopkg.core.versions import Version, parse_version, semver_tags
 from falcopkg.digests import split_digest
 from falcopkg.errors import FalcopkgError, OfflineError, known
-from falcopkg.fsutil import atomic_write_text, read_file
+from falcopkg.fsutil import read_file
 from falcopkg.services.cache import BlobCache, source_key
+from falcopkg.services.packs import packs_in
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
@@ -57,6 +61,8 @@ if TYPE_CHECKING:
 RECORD_FORMAT = 1
 DEFAULT_WORKERS = 8
 RULES_SUFFIXES = (".yaml", ".yml")
+# A root record holds a root's platforms and its layers' file lists: far below this.
+MAX_RECORD_SIZE = 64 * 1024 * 1024
 OFFLINE_HINT = "run `falcopkg lock` once without --offline to fill the cache"
 
 
@@ -76,46 +82,61 @@ class MetadataCache:
         algorithm, hex_digest = split_digest(digest)
         return self.root / kind / algorithm / f"{hex_digest}.json"
 
-    def _tags_path(self, source: str) -> Path:
-        return self.root / "tags" / f"{source_key(source)}.json"
-
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
         try:
-            data = json.loads(read_file(path))
-        except (OSError, ValueError):
+            return MetadataCache._decode(read_file(path))
+        except OSError:
             return None
-        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
-            return None
-        return data
 
     @staticmethod
-    def _write(path: Path, data: dict[str, Any]) -> None:
-        # Not fsynced (a cold lock of 1000 artifacts writes ~4500 records): a record a power
-        # cut left empty or torn fails to parse and reads as missing, so it is fetched again.
-        text = json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True)
-        atomic_write_text(path, text, durable=False)
+    def _decode(data: bytes) -> dict[str, Any] | None:
+        try:
+            record = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+            return None
+        return record
+
+    @staticmethod
+    def _encode(data: dict[str, Any]) -> bytes:
+        return json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True).encode("utf-8")
+
+    def _record(self, kind: str, key: str, legacy: Path) -> dict[str, Any] | None:
+        """The newest packed record of ``key``, else the file ``legacy`` (where a falcopkg
+        before packs kept it)."""
+        data = packs_in(self.root / "packs" / kind).read(key, MAX_RECORD_SIZE)
+        return self._decode(data) if data is not None else self._read(legacy)
+
+    def _save_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
+        # Not fsynced: a record a power cut left torn fails its checksum and reads as
+        # missing, so it is fetched again. A pack, not a file per record: see services.packs.
+        packs_in(self.root / "packs" / kind).append(
+            key, self._encode(record), content_addressed=False
+        )
 
     def root_record(self, digest: str) -> dict[str, Any] | None:
-        return self._read(self._digest_path("roots", digest))
+        return self._record("roots", digest, self._digest_path("roots", digest))
 
     def save_root_record(self, digest: str, record: dict[str, Any]) -> None:
-        self._write(self._digest_path("roots", digest), record)
+        self._save_record("roots", digest, record)
 
     def layer_record(self, digest: str) -> dict[str, Any] | None:
-        return self._read(self._digest_path("layers", digest))
+        return self._record("layers", digest, self._digest_path("layers", digest))
 
     def save_layer_record(self, digest: str, record: dict[str, Any]) -> None:
-        self._write(self._digest_path("layers", digest), record)
+        self._save_record("layers", digest, record)
 
     def tags(self, source: str) -> dict[str, Any] | None:
-        data = self._read(self._tags_path(source))
+        key = f"sha256:{source_key(source)}"
+        data = self._record("tags", key, self.root / "tags" / f"{source_key(source)}.json")
         return data if data is not None and data.get("source") == source else None
 
     def save_tags(self, source: str, tags: list[str], digests: Mapping[str, str]) -> None:
-        self._write(
-            self._tags_path(source), {"source": source, "tags": tags, "digests": dict(digests)}
-        )
+        # A newer record of the same repository is appended; readers take the newest.
+        record = {"source": source, "tags": tags, "digests": dict(digests)}
+        self._save_record("tags", f"sha256:{source_key(source)}", record)
 
 
 class RegistryMetadataProvider:

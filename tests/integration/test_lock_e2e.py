@@ -7,6 +7,7 @@ project directory and caches (``tmp_home``).
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from falcopkg.core.lockfile import parse_lock
 from falcopkg.oci.client import RegistryClient, RegistryOptions
 from falcopkg.services.cache import BlobCache
 from falcopkg.services.project_files import load_manifest
@@ -364,12 +366,39 @@ def test_damaged_metadata_cache_entries_are_fetched_again(
     (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
     assert run_cli("-C", str(project), "lock").exit_code == 0
     locked = (project / "falco.lock").read_bytes()
-    records = list((tmp_home.cache_dir / "metadata").rglob("*.json"))
-    assert records
-    for record in records:
-        record.write_text("{not json")
+    packs = list((tmp_home.cache_dir / "metadata" / "packs").rglob("*.pack"))
+    assert packs
+    for pack in packs:  # every record's bytes changed, its length kept: none verifies
+        pack.write_bytes(pack.read_bytes().replace(b'"format"', b'"formed"'))
     (project / "falco.lock").unlink()
     result = run_cli("-C", str(project), "lock")
+    assert result.exit_code == 0, result.stderr
+    assert (project / "falco.lock").read_bytes() == locked
+
+
+def test_records_of_an_earlier_version_are_still_read(
+    catalog: Catalog, project: Path, tmp_home: TmpHome
+) -> None:
+    """Caches filled before packs kept a JSON file per record: `lock --offline` reads them."""
+    from falcopkg.services.cache import source_key
+    from falcopkg.services.metadata import MetadataCache
+
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    assert run_cli("-C", str(project), "lock").exit_code == 0
+    locked = (project / "falco.lock").read_bytes()
+    records, metadata = MetadataCache(tmp_home.cache_dir), tmp_home.cache_dir / "metadata"
+    for artifact in parse_lock(locked.decode(), "falco.lock").artifacts:
+        root = metadata.joinpath("roots", *artifact.digest.split(":")).with_suffix(".json")
+        tags = metadata / "tags" / f"{source_key(artifact.source)}.json"
+        for path, record in (
+            (root, records.root_record(artifact.digest)),
+            (tags, records.tags(artifact.source)),
+        ):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record))
+    shutil.rmtree(metadata / "packs")
+    (project / "falco.lock").unlink()
+    result = run_cli("-C", str(project), "lock", "--offline")
     assert result.exit_code == 0, result.stderr
     assert (project / "falco.lock").read_bytes() == locked
 
@@ -504,7 +533,6 @@ def test_a_cold_lock_writes_one_root_and_one_tag_record_per_artifact(
 ) -> None:
     """What the layers hold goes into the root record written with them, and each tag record
     is written once (with the digest learned): fewer files for a cold cache to create."""
-    import json
 
     from falcopkg.services import metadata
 
@@ -522,13 +550,13 @@ def test_a_cold_lock_writes_one_root_and_one_tag_record_per_artifact(
     cache = BlobCache(tmp_home.cache_dir)
     with CountingAccess([]) as pool:
         first = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
-    records = tmp_home.cache_dir / "metadata"
+    records = metadata.MetadataCache(tmp_home.cache_dir)
+    layer_packs = tmp_home.cache_dir / "metadata" / "packs" / "layers"
     assert sorted(saved) == sorted({a.source for a in first.artifacts})
-    assert not list((records / "layers").rglob("*.json"))
+    assert not layer_packs.exists()
     for artifact in first.artifacts:
-        root = json.loads(
-            records.joinpath("roots", *artifact.digest.split(":")).with_suffix(".json").read_text()
-        )
+        root = records.root_record(artifact.digest)
+        assert root is not None
         if artifact.layer is not None:
             layers = {artifact.layer.digest}
         else:
@@ -545,9 +573,9 @@ def test_a_cold_lock_writes_one_root_and_one_tag_record_per_artifact(
     plugins = [a for a in second.artifacts if a.type == "plugin"]
     assert plugins
     arm = {a.platforms["linux/arm64"].layer.digest for a in plugins}
-    assert {p.stem for p in (records / "layers").rglob("*.json")} == {
-        digest.split(":")[1] for digest in arm
-    }
+    assert all(records.layer_record(digest) is not None for digest in arm)
+    packed = b"".join(pack.read_bytes() for pack in layer_packs.rglob("*.pack"))
+    assert packed.count(b"FPKB1 ") == len(arm)
     with CountingAccess([]) as pool:  # a fresh cache gives the same lock
         fresh = resolve_lock(
             both, existing_lock=None, stores=pool, cache=BlobCache(tmp_home.cache_dir / "fresh")
@@ -559,18 +587,19 @@ def test_a_changed_tag_list_is_written_when_the_lock_ends(
     catalog: Catalog, project: Path, tmp_home: TmpHome
 ) -> None:
     """A re-lock that finds new tags but no new digest still records them (for --offline)."""
-    import json
+    from falcopkg.services.metadata import MetadataCache
 
     (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
     manifest = load_manifest(project / "falco.toml")
     cache = BlobCache(tmp_home.cache_dir)
     with CountingAccess([]) as pool:
         first = resolve_lock(manifest, existing_lock=None, stores=pool, cache=cache)
-    records = list((tmp_home.cache_dir / "metadata" / "tags").glob("*.json"))
-    assert len(records) == len(first.artifacts)
-    wanted = {path: json.loads(path.read_text()) for path in records}
-    for path, record in wanted.items():
-        path.write_text(json.dumps({**record, "tags": []}))  # as if the tags were new
+    records = MetadataCache(tmp_home.cache_dir)
+    wanted = {a.source: records.tags(a.source) for a in first.artifacts}
+    assert all(wanted.values())
+    for source, record in wanted.items():
+        assert record is not None
+        records.save_tags(source, [], record["digests"])  # as if the tags were new
     with CountingAccess([]) as pool:
         assert resolve_lock(manifest, existing_lock=first, stores=pool, cache=cache) == first
-    assert {path: json.loads(path.read_text()) for path in records} == wanted
+    assert {source: records.tags(source) for source in wanted} == wanted
