@@ -394,6 +394,20 @@ after the registry's push uploads or a previous cache were deleted is 15-40% slo
 ext4, the usual case, skips that scan. With HOME and the cache on tmpfs (`/dev/shm`), the
 same cold lock took 10.3-10.5 s beside curl's 6.5-6.8 s (1.54x-1.58x) where the disk gave
 11.5-12.1 s (1.73x-1.77x) in the same hour.
+
+Then, packs: manifests, configs and the root, layer and tag records are appended to 256 pack
+files per kind (`services/packs.py`) instead of a file each, so a cold lock of 1000
+artifacts creates 2,256 cache files (1,500 of them the layers `sync` installs from) instead
+of 6,503. Measured first as an upper bound (the same lock with manifests and configs not
+kept at all: 10.0-12.0 s instead of 12.1-13.7 s, and 12.3-14.8 s instead of 16.3-21.7 s
+right after a previous cache was deleted), then paired, old and new code alternating
+against one registry: system time 1.0-1.3 s instead of 1.4-2.0 s, wall 8.5-9.9 s instead of
+8.9-10.9 s. In the table's runs falcopkg's CPU was 4.8 s (was 5.8 s) when this machine was
+fast; it is 6.9-7.7 s when curl's own time for the same requests grows by half (steal time
+from the host: `/proc/stat`). Tried and dropped, for no measurable gain: fetching the tag
+lists of a rulesfile's plugins the moment its metadata is read instead of in the
+resolver's next wave (the 8 workers are already busy in a cold lock, and a re-lock is
+CPU-bound on 2 cores, so overlap has nothing left to fill).
 """,
         )
 
