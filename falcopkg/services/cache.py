@@ -89,9 +89,9 @@ class BlobCache:
     def read_bytes(self, digest: str, max_size: int) -> bytes | None:
         """A small cached blob (a manifest, a config), verified again; None when it is not
         cached, too large or damaged (a damaged copy is removed)."""
-        from falcopkg.services.packs import packs_in
+        from falcopkg.services.packs import PackKind, packs_in
 
-        packed = packs_in(self.root / "packs").read(digest, max_size)
+        packed = packs_in(self.root / "packs", PackKind.BLOBS).read(digest, max_size)
         if packed is not None:
             return packed
         path = self.lookup(digest)  # a large one, or one a falcopkg before packs wrote
@@ -113,11 +113,11 @@ class BlobCache:
     def put_bytes(self, data: bytes, digest: str) -> None:
         """Keep ``data`` under ``digest`` (verified first, in memory) for ``read_bytes``:
         appended to a pack when it is small (services.packs), else a file of its own."""
-        from falcopkg.services.packs import PACKED_BLOB_LIMIT, packs_in
+        from falcopkg.services.packs import PACKED_BLOB_LIMIT, PackKind, packs_in
 
         check_digest(bytes_digest(data, split_digest(digest)[0]), digest, "content")
         if len(data) <= PACKED_BLOB_LIMIT:
-            packs_in(self.root / "packs").append(digest, data)
+            packs_in(self.root / "packs", PackKind.BLOBS).append(digest, data)
             return
         from falcopkg.fsutil import atomic_write_bytes
 
@@ -175,8 +175,8 @@ def prune_cache(
     """Remove what no sync used for ``max_age_seconds``, and leftovers of interrupted runs.
 
     There is no registry of the projects sharing a cache, so "unused" means "not read for a
-    while": a sync touches each blob it installs from (mtime), metadata and index entries
-    are rewritten when refreshed. Temporary files and staging directories older than an
+    while": a sync touches each blob it installs from (mtime), a read of any entry of a pack
+    touches the pack (services.packs), index entries are rewritten when refreshed. Temporary files and staging directories older than an
     hour are leftovers of killed processes.
     """
     current = time.time() if now is None else now

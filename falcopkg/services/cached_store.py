@@ -1,8 +1,8 @@
 """A content store in front of another that keeps manifests and configs in the blob cache.
 
 Everything behind a digest is immutable, so a manifest or config read once (by tag or by
-digest) is kept in the content-addressed blob cache and served from there the next time it
-is asked for by digest: a warm cache can rebuild every locked artifact (root, platform
+digest) is kept in the content-addressed blob cache (in its packs when small) and served
+from there the next time it is asked for by digest: a warm cache can rebuild every locked artifact (root, platform
 manifests, configs, layers) without the network, which is what `vendor` and an offline
 `lock` need. Reads from the cache are verified again; tags, HEADs and writes go to the store
 behind.
@@ -20,6 +20,7 @@ from falcopkg.core.reference import DIGEST_RE
 from falcopkg.oci import mediatypes
 from falcopkg.oci.descriptor import Descriptor, FetchedManifest
 from falcopkg.oci.store import DEFAULT_BLOB_BYTES_LIMIT, MAX_MANIFEST_SIZE
+from falcopkg.services.packs import PACKED_BLOB_LIMIT
 
 if TYPE_CHECKING:
     from falcopkg.oci.store import ContentStore
@@ -84,6 +85,9 @@ class CachedStore:
         path = self.cache.lookup(digest)
         if path is not None:
             return path.stat().st_size
+        packed = self.cache.read_bytes(digest, PACKED_BLOB_LIMIT)
+        if packed is not None:
+            return len(packed)
         return self.inner.head_blob(repository, digest)
 
     def download_blob(

@@ -31,6 +31,7 @@ from falcopkg.oci.descriptor import Descriptor, FetchedManifest
 from falcopkg.oci.errors import InvalidManifestError, NotFoundError
 from falcopkg.services.cached_store import CachedStore
 from falcopkg.services.fetch import BlobRequest
+from falcopkg.services.packs import PACKED_BLOB_LIMIT
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -334,12 +335,16 @@ class _Copier:
 
     def _cached_blob(
         self, job: CopyJob, descriptor: Descriptor, progress: DownloadProgress | None
-    ) -> tuple[Path, bool]:
-        """A verified local copy of the blob, from the cache or downloaded into it; whether
-        it was downloaded now."""
+    ) -> tuple[Path | bytes, bool]:
+        """A verified local copy of the blob (a file, or the bytes of a small one the cache
+        packs), from the cache or downloaded into it; whether it was downloaded now."""
         cached = self.cache.lookup(descriptor.digest)
         if cached is not None:
             return cached, False
+        if descriptor.size <= PACKED_BLOB_LIMIT:
+            packed = self.cache.read_bytes(descriptor.digest, descriptor.size)
+            if packed is not None:
+                return packed, False
         tmp = self.cache.temp_path()
         try:
             job.source.download_blob(

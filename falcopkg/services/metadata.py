@@ -17,7 +17,8 @@ Everything behind a digest is immutable, so it is cached by digest under
                               digests its tags were last seen at, keyed by sha256(source)
 
 Records are entries of append-only packs (``services.packs``: a file per 256th of the keys,
-not one per record; for a key, the newest intact entry wins). The ``roots/``, ``layers/``
+not one per record; any intact record of a root or layer will do, while a tag list is only
+ever its newest record, missing when that one is damaged). The ``roots/``, ``layers/``
 and ``tags/`` files of earlier versions are still read. A cold lock appends one root record
 and one tag record per artifact (close() writes the tag records no new digest has written
 yet).
@@ -51,18 +52,17 @@ from falcopkg.digests import split_digest
 from falcopkg.errors import FalcopkgError, OfflineError, known
 from falcopkg.fsutil import read_file
 from falcopkg.services.cache import BlobCache, source_key
-from falcopkg.services.packs import packs_in
+from falcopkg.services.packs import MAX_RECORD_SIZE, PackKind, packs_in
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
     from falcopkg.oci.store import ContentStore
+    from falcopkg.services.packs import PackStore
     from falcopkg.services.registries import RegistryAccess
 
 RECORD_FORMAT = 1
 DEFAULT_WORKERS = 8
 RULES_SUFFIXES = (".yaml", ".yml")
-# A root record holds a root's platforms and its layers' file lists: far below this.
-MAX_RECORD_SIZE = 64 * 1024 * 1024
 OFFLINE_HINT = "run `falcopkg lock` once without --offline to fill the cache"
 
 
@@ -103,18 +103,21 @@ class MetadataCache:
     def _encode(data: dict[str, Any]) -> bytes:
         return json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True).encode("utf-8")
 
+    def _packs(self, kind: str) -> PackStore:
+        # Tag lists change: only the newest record of a repository is its tag list.
+        pack_kind = PackKind.LATEST if kind == "tags" else PackKind.RECORDS
+        return packs_in(self.root / "packs" / kind, pack_kind)
+
     def _record(self, kind: str, key: str, legacy: Path) -> dict[str, Any] | None:
-        """The newest packed record of ``key``, else the file ``legacy`` (where a falcopkg
-        before packs kept it)."""
-        data = packs_in(self.root / "packs" / kind).read(key, MAX_RECORD_SIZE)
+        """The packed record of ``key``, else the file ``legacy`` (where a falcopkg before
+        packs kept it)."""
+        data = self._packs(kind).read(key, MAX_RECORD_SIZE)
         return self._decode(data) if data is not None else self._read(legacy)
 
     def _save_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
         # Not fsynced: a record a power cut left torn fails its checksum and reads as
         # missing, so it is fetched again. A pack, not a file per record: see services.packs.
-        packs_in(self.root / "packs" / kind).append(
-            key, self._encode(record), content_addressed=False
-        )
+        self._packs(kind).append(key, self._encode(record))
 
     def root_record(self, digest: str) -> dict[str, Any] | None:
         return self._record("roots", digest, self._digest_path("roots", digest))

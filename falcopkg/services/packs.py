@@ -4,29 +4,38 @@ A cold lock of 1000 artifacts reads 4,500 manifests and configs of a few hundred
 each and writes a metadata record per root; a file per entry is an inode per entry, and on
 a filesystem that scans for recently deleted inodes on every allocation (ext4 without a
 journal) those creations cost more than the requests. Here an entry is one record appended
-to ``<directory>/<alg>/<first two hex digits of its key>.pack``::
+to ``<directory>/<alg>/<first two hex digits of its key>.pack``, after the pack's own
+first line (``FPKB1-PACK <random hex>``, written with the file, which is created whole)::
 
     FPKB1 <key digest> <length>[ <checksum digest>]\\n<bytes>\\n
 
-A blob's key is its own digest (content-addressed, no checksum field); a record about a
-digest (what `lock` read of a root manifest) carries the digest of its own bytes.
+Three kinds of store (:class:`PackKind`): blobs, whose key is the digest of their bytes
+(no checksum field, and one is never accepted); records about an immutable digest (what
+`lock` read of a root manifest), which carry the digest of their own bytes; and records
+whose newest version is the only true one (a repository's tag list): there a damaged or
+torn newest record makes the key missing rather than an older record current.
 
-Appends are one ``write`` with ``O_APPEND``, so concurrent processes never interleave
-records on a local filesystem; nothing is ever rewritten in place. A reader trusts nothing
-it reads: an entry is served only when its bytes hash to its key (or its checksum), and a
-torn or damaged record (a power cut, a full disk) is skipped by looking for the next record
-header, so the worst a damaged pack can do is make an entry look missing (it is fetched and
-appended again; for the same key the newest intact record wins). ``cache prune`` ages a
-pack as a whole: a read refreshes its mtime.
+An append is one ``write`` with ``O_APPEND`` (a short write is an error, never continued),
+so concurrent processes do not interleave records on a local filesystem. A reader trusts
+nothing it reads: every header anywhere in the pack is a candidate (a torn record cannot
+hide the ones after it, and a header inside another entry's bytes is only a candidate),
+and an entry is served only when its bytes hash to its key (blobs) or to its checksum
+(records). The worst a damaged pack does is make entries look missing: they are fetched
+and appended again. ``cache prune`` ages a pack as a whole (a read refreshes its mtime);
+a pack only grows (a changed tag list, an entry fetched again) until `cache clean`.
 
-Each process keeps an index of the packs it read (offsets by digest) and, because packs
-only grow, reads just what was appended since when a pack's size changed.
+Each process keeps an index of the packs it read and, since packs only grow, parses just
+what was appended since; a pack replaced by a new file (a clean, then new appends) has
+another first line and is indexed anew.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
+import errno
 import os
+import secrets
 import threading
 from pathlib import Path
 
@@ -35,29 +44,43 @@ from falcopkg.errors import IntegrityError
 
 # Blobs up to this size go into packs; larger ones (a rare big manifest) stay files.
 PACKED_BLOB_LIMIT = 256 * 1024
+# A record (a root's platforms and its layers' file lists) is far below this.
+MAX_RECORD_SIZE = 4 * 1024 * 1024
 MAGIC = b"FPKB1 "
+PACK_MARK = b"FPKB1-PACK "
+_ID_LINE = len(PACK_MARK) + 32 + 1  # the mark, 16 random bytes in hex, a newline
 _MAX_HEADER = 300  # "FPKB1 sha512:<128 hex> <digits> sha512:<128 hex>" fits
+_DAMAGED = -1  # the length of a record whose header was read but whose bytes are not there
 
-# digest -> [(offset, length, checksum or None)], oldest record first
+# key -> [(offset, length or _DAMAGED, checksum or None)]
 Records = dict[str, list[tuple[int, int, str | None]]]
+
+
+class PackKind(enum.Enum):
+    BLOBS = "blobs"  # content-addressed: the bytes hash to the key
+    RECORDS = "records"  # about an immutable key: any intact record is as good as another
+    LATEST = "latest"  # mutable: only the newest record counts
 
 
 class _PackIndex:
     """What one process knows of one pack file: where each key's records are."""
 
-    __slots__ = ("identity", "records", "size")
+    __slots__ = ("identity", "records", "seen", "size")
 
-    def __init__(self, identity: tuple[int, int]) -> None:
-        self.identity = identity  # (st_dev, st_ino): a pack replaced by another is read anew
-        self.size = 0  # bytes of the pack indexed so far
+    def __init__(self, identity: bytes) -> None:
+        self.identity = identity  # the pack's first line: another file has another
+        self.size = 0  # bytes of the pack parsed for good
         self.records: Records = {}
+        self.seen: set[int] = set()  # offsets indexed (a tail parsed again adds nothing)
 
 
 class PackStore:
     """The packs under ``directory``; thread-safe. Use :func:`packs_in` to share one."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, kind: PackKind) -> None:
         self.directory = directory
+        self.kind = kind
+        self.max_entry = PACKED_BLOB_LIMIT if kind is PackKind.BLOBS else MAX_RECORD_SIZE
         self._lock = threading.Lock()
         self._indexes: dict[str, _PackIndex] = {}
 
@@ -66,7 +89,7 @@ class PackStore:
         return f"{self.directory}/{algorithm}/{hex_digest[:2]}.pack"
 
     def read(self, key: str, max_size: int) -> bytes | None:
-        """The newest intact entry of ``key`` (a digest), or None when there is none."""
+        """The entry of ``key`` (a digest), verified; None when there is no intact one."""
         path = self._pack_path(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -75,52 +98,90 @@ class PackStore:
         try:
             with self._lock:
                 index = self._refresh(path, fd)
-                candidates = list(index.records.get(key, ()))
-            for offset, length, checksum in reversed(candidates):
-                if length > max_size:
-                    continue
-                data = os.pread(fd, length, offset)
-                if len(data) == length and _hashes_to(data, checksum or key):
+                candidates = sorted(index.records.get(key, ()), reverse=True)  # newest first
+            for offset, length, checksum in candidates:
+                data = self._verified(fd, key, offset, length, checksum, max_size)
+                if data is not None:
                     with contextlib.suppress(OSError):
                         os.utime(fd)  # used: `cache prune` keeps this pack
                     return data
+                if self.kind is PackKind.LATEST:
+                    return None  # the newest is damaged: an older one is not current
         except OSError:
             return None
         finally:
             os.close(fd)
         return None
 
-    def append(self, key: str, data: bytes, *, content_addressed: bool = True) -> None:
-        """Append an entry of ``data`` under ``key``: a blob already verified against its
-        digest ``key``, or (``content_addressed=False``) a record about ``key``."""
-        checksum = b"" if content_addressed else b" " + bytes_digest(data).encode("ascii")
-        header = b"%s%s %d%s\n" % (MAGIC, key.encode("ascii"), len(data), checksum)
-        record = header + data + b"\n"
+    def _verified(
+        self, fd: int, key: str, offset: int, length: int, checksum: str | None, max_size: int
+    ) -> bytes | None:
+        if length == _DAMAGED or length > max_size:
+            return None
+        if (checksum is None) != (self.kind is PackKind.BLOBS):
+            return None  # a record of the wrong form for this store: not ours, or damaged
+        data = os.pread(fd, length, offset)
+        if len(data) != length or not _hashes_to(data, checksum or key):
+            return None
+        return data
+
+    def append(self, key: str, data: bytes) -> None:
+        """Append an entry of ``data`` under ``key`` (a blob already verified against its
+        digest ``key``, or a record about ``key``); one too large for a pack is not kept."""
+        if len(data) > self.max_entry:
+            return
+        checksum = b"" if self.kind is PackKind.BLOBS else b" " + bytes_digest(data).encode()
+        record = b"%s%s %d%s\n%s\n" % (MAGIC, key.encode("ascii"), len(data), checksum, data)
         path = self._pack_path(key)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = self._open_for_append(path)
         try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, flags, 0o644)
-        try:
-            view = memoryview(record)
-            while view:  # one write unless the disk is full; a torn record is skipped by readers
-                view = view[os.write(fd, view) :]
+            # One write or an error: the rest of a short write could land after another
+            # process's record. What was written is a torn record, which readers skip.
+            if os.write(fd, record) != len(record):
+                raise OSError(errno.ENOSPC, f"could not append to {path}: disk full?")
         finally:
             os.close(fd)
 
+    def _open_for_append(self, path: str) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        for _ in range(3):  # a `cache clean` may remove the directory meanwhile
+            try:
+                return os.open(path, flags)
+            except FileNotFoundError:
+                _create_pack(path)
+        return os.open(path, flags)
+
     def _refresh(self, path: str, fd: int) -> _PackIndex:
         """The index of the pack open at ``fd``, extended by what was appended since."""
-        status = os.fstat(fd)
-        identity = (status.st_dev, status.st_ino)
+        size = os.fstat(fd).st_size
+        identity = os.pread(fd, _ID_LINE, 0)
         index = self._indexes.get(path)
-        if index is None or index.identity != identity or status.st_size < index.size:
+        if index is None or index.identity != identity or size < index.size:
             index = self._indexes[path] = _PackIndex(identity)
-        if status.st_size > index.size:
-            tail = os.pread(fd, status.st_size - index.size, index.size)
-            index.size += parse_records(tail, index.size, index.records)
+            if identity.startswith(PACK_MARK) and identity.endswith(b"\n"):
+                index.size = len(identity)
+        if size > index.size:
+            tail = os.pread(fd, size - index.size, index.size)
+            index.size += parse_records(tail, index.size, index.records, index.seen, self.max_entry)
         return index
+
+
+def _create_pack(path: str) -> None:
+    """Make the pack at ``path``, whole with its first line, unless one is there."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    identity = PACK_MARK + secrets.token_hex(16).encode("ascii") + b"\n"
+    temporary = f"{path}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, identity)
+    finally:
+        os.close(fd)
+    try:
+        os.link(temporary, path)  # fails if another process made it first: theirs is used
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temporary)
 
 
 def _hashes_to(data: bytes, digest: str) -> bool:
@@ -130,53 +191,76 @@ def _hashes_to(data: bytes, digest: str) -> bool:
         return False
 
 
-def parse_records(data: bytes, base: int, into: Records) -> int:
+def _header(line: bytes) -> tuple[str, int, str | None] | None:
+    fields = line.split(b" ")
+    if len(fields) not in (2, 3) or not (fields[1].isdigit() and fields[1].isascii()):
+        return None
+    try:
+        key = fields[0].decode("ascii")
+        checksum = fields[2].decode("ascii") if len(fields) == 3 else None
+    except UnicodeDecodeError:
+        return None
+    return key, int(fields[1]), checksum
+
+
+def parse_records(data: bytes, base: int, into: Records, seen: set[int], max_entry: int) -> int:
     """Index the records in ``data`` (found at offset ``base`` of its pack) into ``into``;
-    how many bytes were consumed. A record cut off at the end is left for the next read (it
-    may still be being written); a malformed one is skipped up to the next header."""
-    position = 0
+    how many bytes need not be parsed again.
+
+    Every header is a candidate, also one inside another record's bytes: reading verifies
+    each entry, so a false candidate is never served, and a record torn by a power cut or a
+    full disk cannot hide the records appended after it. A record whose header was read but
+    whose bytes are not all there is marked damaged once a complete record follows it;
+    while none does it may still be being written, and is parsed again next time.
+    """
     end = len(data)
-    while position < end:
-        if not data.startswith(MAGIC, position):
-            found = data.find(MAGIC, position + 1)
-            if found < 0:
-                # Keep a tail that may be the start of a header still being written.
-                return max(position, end - len(MAGIC) + 1)
-            position = found
-            continue
+    hold: int | None = None  # the first record that may still be being written
+    unfinished: list[tuple[str, int]] = []  # (key, offset) of records with missing bytes
+    position = data.find(MAGIC)
+    while position >= 0:
+        following = data.find(MAGIC, position + 1)
         newline = data.find(b"\n", position, position + _MAX_HEADER)
-        if newline < 0:
-            if end - position < _MAX_HEADER:
-                return position  # a header still being written
-            position += 1  # no header is this long: look for the next one
-            continue
-        fields = data[position + len(MAGIC) : newline].split(b" ")
-        length_text = fields[1] if len(fields) in (2, 3) else b""
-        if not (length_text.isdigit() and length_text.isascii()):
-            position += 1
-            continue
-        start = newline + 1
-        stop = start + int(length_text)
-        if stop + 1 > end:
-            return position  # the rest of this record is not there (yet)
-        if data[stop] != 0x0A:  # not followed by its newline: torn, and written over
-            position += 1
-            continue
-        key = fields[0].decode("ascii", errors="replace")
-        checksum = fields[2].decode("ascii", errors="replace") if len(fields) == 3 else None
-        into.setdefault(key, []).append((base + start, stop - start, checksum))
-        position = stop + 1
-    return position
+        header = _header(data[position + len(MAGIC) : newline]) if newline >= 0 else None
+        if newline < 0 and end - position < _MAX_HEADER and hold is None:
+            hold = position  # a header still being written
+        if header is not None and header[1] <= max_entry:
+            key, length, checksum = header
+            start = newline + 1
+            stop = start + length
+            if stop < end and data[stop] == 0x0A:
+                _add(into, seen, key, (base + start, length, checksum))
+                for torn_key, offset in unfinished:  # a complete record after them: torn
+                    _add(into, seen, torn_key, (offset, _DAMAGED, None))
+                unfinished.clear()
+                hold = None
+            elif stop < end:
+                _add(into, seen, key, (base + start, _DAMAGED, None))  # its length is wrong
+            else:
+                unfinished.append((key, base + start))
+                hold = position if hold is None else hold
+        position = following
+    if hold is not None:
+        return hold
+    for cut in range(len(MAGIC) - 1, 0, -1):
+        if data.endswith(MAGIC[:cut]):
+            return end - cut  # the end may be the start of a header
+    return end
+
+
+def _add(into: Records, seen: set[int], key: str, entry: tuple[int, int, str | None]) -> None:
+    if entry[0] not in seen:
+        seen.add(entry[0])
+        into.setdefault(key, []).append(entry)
 
 
 _SHARED: dict[Path, PackStore] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def packs_in(directory: Path) -> PackStore:
+def packs_in(directory: Path, kind: PackKind) -> PackStore:
     """The one :class:`PackStore` of this process for ``directory``."""
     with _SHARED_LOCK:
         packs = _SHARED.get(directory)
         if packs is None:
-            packs = _SHARED[directory] = PackStore(directory)
+            packs = _SHARED[directory] = PackStore(directory, kind)
         return packs

@@ -276,6 +276,21 @@ def test_vendor_then_sync_and_lock_from_the_layout_with_no_registry(
     assert project.lock_path.read_bytes() == locked
 
 
+def test_vendor_from_a_warm_cache_needs_no_registry(
+    tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
+) -> None:
+    """What a sync left in the cache (layers as files, manifests and configs in its packs)
+    is enough for `vendor`: the origin is stopped before it runs."""
+    origin = registry_factory("plain")
+    project = _origin_project(tmp_path, origin)
+    assert list((tmp_home.cache_dir / "packs").rglob("*.pack"))
+    origin.stop()
+    result = run_cli("-C", project.root, "vendor", project.root / "vendor")
+    assert result.exit_code == 0, result
+    layout = OciLayout(project.root / "vendor", host=origin.host)
+    assert layout.list_tags(f"{project.repo_prefix}/falco-rules")
+
+
 def test_a_damaged_blob_in_the_layout_is_refused_by_sync_and_replaced_by_vendor(
     tmp_home: TmpHome, tmp_path: Path, registry_factory: Callable[..., RunningRegistry]
 ) -> None:

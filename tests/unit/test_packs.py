@@ -1,9 +1,10 @@
-"""Packs of small cache entries: records, torn writes, concurrent appends, checksums."""
+"""Packs of small cache entries: records, torn writes, forgeries, concurrent appends."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 from pathlib import Path
 
 import pytest
@@ -11,51 +12,85 @@ import pytest
 from falcopkg.digests import bytes_digest
 from falcopkg.errors import IntegrityError
 from falcopkg.services.cache import BlobCache, prune_cache
-from falcopkg.services.packs import MAGIC, PACKED_BLOB_LIMIT, PackStore, Records, parse_records
+from falcopkg.services.packs import (
+    MAGIC,
+    PACKED_BLOB_LIMIT,
+    PackKind,
+    PackStore,
+    Records,
+    parse_records,
+)
 
 
-def record(data: bytes, digest: str | None = None) -> bytes:
-    digest = digest or bytes_digest(data)
-    return b"%s%s %d\n%s\n" % (MAGIC, digest.encode(), len(data), data)
+def record(data: bytes, key: str | None = None, checksum: bool = False) -> bytes:
+    key = key or bytes_digest(data)
+    tail = b" " + bytes_digest(data).encode() if checksum else b""
+    return b"%s%s %d%s\n%s\n" % (MAGIC, key.encode(), len(data), tail, data)
 
 
 A, B, C = b'{"a": 1}', b'{"b": 22}', b"x" * 100
-FOUND_ALL = {bytes_digest(A), bytes_digest(B), bytes_digest(C)}
+DA, DB, DC = bytes_digest(A), bytes_digest(B), bytes_digest(C)
+
+
+def index_of(pack: bytes, max_entry: int = 1 << 20) -> tuple[Records, int]:
+    into: Records = {}
+    used = parse_records(pack, 0, into, set(), max_entry)
+    return into, used
 
 
 @pytest.mark.parametrize(
-    ("pack", "found", "consumed"),
+    ("pack", "intact", "damaged", "consumed"),
     [
-        pytest.param(record(A) + record(B) + record(C), FOUND_ALL, "all", id="intact"),
-        pytest.param(b"", set(), 0, id="empty"),
-        # A record cut off at the end may still be being written: left for the next read.
-        pytest.param(record(A) + record(B)[:-5], {bytes_digest(A)}, len(record(A)), id="tail"),
-        pytest.param(record(A) + MAGIC[:3], {bytes_digest(A)}, len(record(A)), id="tail-magic"),
-        # A torn record that later appends wrote over: skipped up to the next header.
+        pytest.param(record(A) + record(B) + record(C), {DA, DB, DC}, set(), "all", id="intact"),
+        pytest.param(b"", set(), set(), 0, id="empty"),
+        # A record cut off at the end may still be being written: parsed again next time.
+        pytest.param(record(A) + record(B)[:-5], {DA}, set(), len(record(A)), id="tail"),
+        pytest.param(record(A) + MAGIC[:3], {DA}, set(), len(record(A)), id="tail-magic"),
+        pytest.param(record(A) + MAGIC + b"sha2", {DA}, set(), len(record(A)), id="tail-header"),
+        # A record torn for good (later appends follow it) hides nothing and is marked.
         pytest.param(
-            record(A)[:-4] + record(B) + record(C),
-            {bytes_digest(B), bytes_digest(C)},
-            "all",
-            id="torn",
+            record(A)[:-4] + record(B) + record(C), {DB, DC}, {DA}, "all", id="torn-short"
         ),
-        pytest.param(b"garbage\n" + record(B), {bytes_digest(B)}, "all", id="garbage-first"),
+        # Torn inside its header: whose it was is not known, so nothing is marked.
         pytest.param(
-            MAGIC + b"sha256:x notanumber\n" + record(C), {bytes_digest(C)}, "all", id="bad-length"
+            record(C)[:40] + record(A) + record(B), {DA, DB}, set(), "all", id="torn-in-header"
         ),
-        pytest.param(MAGIC + b"\xff" * 300 + record(A), {bytes_digest(A)}, "all", id="no-newline"),
-        # Record bytes that look like a header are data, not records.
-        pytest.param(record(record(A)), {bytes_digest(record(A))}, "all", id="nested"),
+        pytest.param(b"garbage\n" + record(B), {DB}, set(), "all", id="garbage-first"),
+        pytest.param(
+            MAGIC + b"sha256:x notanumber\n" + record(C), {DC}, set(), "all", id="bad-length"
+        ),
+        pytest.param(MAGIC + b"\xff" * 300 + record(A), {DA}, set(), "all", id="no-newline"),
+        # A header inside an entry's bytes is a candidate too (reading verifies every one).
+        pytest.param(record(record(A)), {bytes_digest(record(A)), DA}, set(), "all", id="nested"),
     ],
 )
-def test_parse_records(pack: bytes, found: set[str], consumed: int | str) -> None:
-    index: Records = {}
-    used = parse_records(pack, 0, index)
-    assert set(index) == found
+def test_parse_records(
+    pack: bytes, intact: set[str], damaged: set[str], consumed: int | str
+) -> None:
+    index, used = index_of(pack)
+    assert {key for key, places in index.items() if any(p[1] >= 0 for p in places)} == intact
+    assert {key for key, places in index.items() if any(p[1] < 0 for p in places)} == damaged
     assert used == (len(pack) if consumed == "all" else consumed)
-    for digest, places in index.items():
-        for offset, length, checksum in places:
-            assert checksum is None
-            assert bytes_digest(pack[offset : offset + length]) == digest
+    for key, places in index.items():
+        for offset, length, _checksum in places:
+            if length >= 0:
+                assert bytes_digest(pack[offset : offset + length]) == key
+
+
+def test_a_length_beyond_the_store_limit_is_damage_not_a_record_to_wait_for() -> None:
+    pack = MAGIC + b"sha256:ab 999999999\nshort\n" + record(A)
+    index, used = index_of(pack, max_entry=PACKED_BLOB_LIMIT)
+    assert set(index) == {DA} and used == len(pack)
+
+
+def test_parsing_a_tail_again_indexes_each_record_once() -> None:
+    into: Records = {}
+    seen: set[int] = set()
+    pack = record(A) + record(B)[:-3]
+    used = parse_records(pack, 0, into, seen, 1 << 20)
+    pack = record(A) + record(B)
+    used += parse_records(pack[used:], used, into, seen, 1 << 20)
+    assert used == len(pack) and {k: len(v) for k, v in into.items()} == {DA: 1, DB: 1}
 
 
 def test_small_blobs_are_packed_and_read_back_verified(tmp_path: Path) -> None:
@@ -64,7 +99,8 @@ def test_small_blobs_are_packed_and_read_back_verified(tmp_path: Path) -> None:
     for data in blobs:
         cache.put_bytes(data, bytes_digest(data))
     assert not (tmp_path / "blobs").exists()  # no file per blob
-    assert len(list((tmp_path / "packs" / "sha256").iterdir())) <= 256
+    assert len(list((tmp_path / "packs" / "sha256").glob("*.pack"))) <= 256
+    assert not list((tmp_path / "packs").rglob("*.tmp"))
     for data in blobs:
         assert BlobCache(tmp_path).read_bytes(bytes_digest(data), 1024) == data
     assert cache.read_bytes(bytes_digest(blobs[0]), 3) is None  # larger than allowed
@@ -85,34 +121,128 @@ def test_a_large_blob_stays_a_file(tmp_path: Path) -> None:
     assert cache.read_bytes(bytes_digest(data), len(data)) == data
 
 
-def test_a_damaged_record_reads_as_missing_and_a_new_one_is_served(tmp_path: Path) -> None:
-    cache = BlobCache(tmp_path)
-    digest = bytes_digest(A)
-    cache.put_bytes(A, digest)
-    pack = next((tmp_path / "packs" / "sha256").iterdir())
+def the_pack(directory: Path) -> Path:
+    (pack,) = list(directory.rglob("*.pack"))
+    return pack
+
+
+def test_a_damaged_blob_reads_as_missing_and_one_fetched_again_is_served(tmp_path: Path) -> None:
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    store.append(DA, A)
+    pack = the_pack(tmp_path)
     pack.write_bytes(pack.read_bytes().replace(b'"a"', b'"z"'))  # same length, wrong bytes
-    assert PackStore(tmp_path / "packs").read(digest, 1024) is None
-    cache.put_bytes(A, digest)  # fetched again: appended after the damaged record
-    assert PackStore(tmp_path / "packs").read(digest, 1024) == A
+    assert PackStore(tmp_path, PackKind.BLOBS).read(DA, 1024) is None
+    store.append(DA, A)  # fetched again: appended after the damaged record
+    assert PackStore(tmp_path, PackKind.BLOBS).read(DA, 1024) == A
+
+
+def test_a_blob_store_never_serves_a_record_that_only_matches_its_own_checksum(
+    tmp_path: Path,
+) -> None:
+    """A config's bytes may hold a header naming another digest, with a checksum of what
+    follows: if a resynchronisation lands there, that forgery must not be served."""
+    forged = b'{"evil": 1}'
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    store.append(DA, A)
+    with the_pack(tmp_path).open("ab") as handle:
+        handle.write(record(forged, key=DA, checksum=True))
+    assert PackStore(tmp_path, PackKind.BLOBS).read(DA, 1024) == A
+    assert PackStore(tmp_path, PackKind.RECORDS).read(DA, 1024) == forged  # its own kind
+
+
+def test_a_torn_record_hides_none_of_the_entries_appended_after_it(tmp_path: Path) -> None:
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    big = b"y" * 100_000
+    store.append(bytes_digest(big), big)
+    pack = the_pack(tmp_path)
+    with pack.open("r+b") as handle:  # a power cut kept 4 KiB of it
+        handle.truncate(4096)
+    later = [
+        d
+        for d in (b"%d" % n for n in range(20_000))
+        if bytes_digest(d)[7:9] == bytes_digest(big)[7:9]
+    ][:20]
+    for data in later:
+        store.append(bytes_digest(data), data)
+    fresh = PackStore(tmp_path, PackKind.BLOBS)
+    assert all(fresh.read(bytes_digest(data), 64) == data for data in later)
+    assert fresh.read(bytes_digest(big), len(big)) is None
+
+
+def test_a_short_write_is_an_error_and_the_pack_stays_readable(tmp_path: Path) -> None:
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    store.append(DA, A)
+    size = the_pack(tmp_path).stat().st_size
+    big = b"z" * 5000
+    same_pack = bytes_digest(A)[:9] + bytes_digest(big)[9:]  # a key of A's pack
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, hard))
+    try:
+        import signal
+
+        previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        try:
+            with pytest.raises(OSError):
+                PackStore(tmp_path, PackKind.RECORDS).append(same_pack, big)
+        finally:
+            signal.signal(signal.SIGXFSZ, previous)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    store.append(DA, A)
+    assert PackStore(tmp_path, PackKind.BLOBS).read(DA, 1024) == A
 
 
 def test_a_reader_sees_what_was_appended_after_it_indexed_the_pack(tmp_path: Path) -> None:
-    reader, writer = PackStore(tmp_path / "packs"), PackStore(tmp_path / "packs")
-    same_pack = [d for d in (f"{n}".encode() for n in range(5000)) if bytes_digest(d)[7:9] == "00"]
+    reader, writer = PackStore(tmp_path, PackKind.BLOBS), PackStore(tmp_path, PackKind.BLOBS)
+    same_pack = [d for d in (b"%d" % n for n in range(5000)) if bytes_digest(d)[7:9] == "00"]
     writer.append(bytes_digest(same_pack[0]), same_pack[0])
     assert reader.read(bytes_digest(same_pack[0]), 64) == same_pack[0]
     writer.append(bytes_digest(same_pack[1]), same_pack[1])
     assert reader.read(bytes_digest(same_pack[1]), 64) == same_pack[1]
-    # A pack replaced by another file (a clean, then new appends) is indexed anew.
-    pack = tmp_path / "packs" / "sha256" / "00.pack"
+    # A pack replaced by another file (a clean, then new appends: on ext4 often with the
+    # same inode number, and as large) is indexed anew.
+    pack = tmp_path / "sha256" / "00.pack"
     pack.unlink()
-    writer.append(bytes_digest(same_pack[2]), same_pack[2])
+    for data in same_pack[2:6]:
+        writer.append(bytes_digest(data), data)
     assert reader.read(bytes_digest(same_pack[0]), 64) is None
-    assert reader.read(bytes_digest(same_pack[2]), 64) == same_pack[2]
+    assert all(reader.read(bytes_digest(d), 64) == d for d in same_pack[2:6])
+
+
+def test_a_record_about_a_digest_is_checked_against_its_own_checksum(tmp_path: Path) -> None:
+    store = PackStore(tmp_path, PackKind.RECORDS)
+    key = bytes_digest(b"the root manifest")
+    store.append(key, b'{"format": 1}')
+    store.append(key, b'{"format": 1, "newer": true}')
+    assert store.read(key, 1024) == b'{"format": 1, "newer": true}'  # the newest first
+    pack = the_pack(tmp_path)
+    pack.write_bytes(pack.read_bytes().replace(b"true", b"null"))  # damage the newest
+    assert PackStore(tmp_path, PackKind.RECORDS).read(key, 1024) == b'{"format": 1}'
+    # A checksum field that names no known algorithm reads as damaged, not as an error.
+    pack.write_bytes(pack.read_bytes().replace(b" sha256:", b" md5:"))
+    assert PackStore(tmp_path, PackKind.RECORDS).read(key, 1024) is None
+
+
+@pytest.mark.parametrize("damage", ["bytes", "torn"])
+def test_a_damaged_newest_tag_list_is_missing_not_the_one_before(
+    tmp_path: Path, damage: str
+) -> None:
+    store = PackStore(tmp_path, PackKind.LATEST)
+    key = bytes_digest(b"ghcr.io/acme/rules")
+    store.append(key, b'{"tags": ["1.0.0"]}')
+    store.append(key, b'{"tags": ["1.0.0", "1.1.0"]}')
+    pack = the_pack(tmp_path)
+    if damage == "bytes":
+        pack.write_bytes(pack.read_bytes().replace(b"1.1.0", b"9.9.9"))
+    else:
+        pack.write_bytes(pack.read_bytes()[:-6])
+        other = bytes_digest(b"another repository")
+        store.append(key[:9] + other[9:], b"{}")  # a later append: the newest is torn
+    assert PackStore(tmp_path, PackKind.LATEST).read(key, 1024) is None
 
 
 def _append_many(root: str, worker: int) -> None:
-    packs = PackStore(Path(root) / "packs")
+    packs = PackStore(Path(root), PackKind.BLOBS)
     for n in range(200):
         data = f"worker {worker} blob {n} ".encode() * 40
         packs.append(bytes_digest(data), data)
@@ -126,36 +256,23 @@ def test_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     for process in workers:
         process.join(60)
         assert process.exitcode == 0
-    packs = PackStore(tmp_path / "packs")
+    packs = PackStore(tmp_path, PackKind.BLOBS)
     for worker in range(4):
         for n in range(200):
             data = f"worker {worker} blob {n} ".encode() * 40
             assert packs.read(bytes_digest(data), len(data)) == data
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_prune_ages_a_pack_as_a_whole_and_a_read_refreshes_it(tmp_path: Path) -> None:
     cache = BlobCache(tmp_path)
-    cache.put_bytes(A, bytes_digest(A))
-    cache.put_bytes(B, bytes_digest(B))
+    cache.put_bytes(A, DA)
+    cache.put_bytes(B, DB)
     old = 1_000_000_000  # 2001
     for pack in (tmp_path / "packs" / "sha256").iterdir():
         os.utime(pack, (old, old))
-    assert cache.read_bytes(bytes_digest(A), 1024) == A  # used: its pack is young again
+    assert cache.read_bytes(DA, 1024) == A  # used: its pack is young again
     prune_cache(tmp_path, max_age_seconds=3600)
-    assert BlobCache(tmp_path).read_bytes(bytes_digest(A), 1024) == A
-    if bytes_digest(A)[7:9] != bytes_digest(B)[7:9]:
-        assert BlobCache(tmp_path).read_bytes(bytes_digest(B), 1024) is None
-
-
-def test_a_record_about_a_digest_is_checked_against_its_own_checksum(tmp_path: Path) -> None:
-    store = PackStore(tmp_path)
-    key = bytes_digest(b"the root manifest")
-    store.append(key, b'{"format": 1}', content_addressed=False)
-    store.append(key, b'{"format": 1, "newer": true}', content_addressed=False)
-    assert store.read(key, 1024) == b'{"format": 1, "newer": true}'  # the newest wins
-    pack = next((tmp_path / "sha256").iterdir())
-    pack.write_bytes(pack.read_bytes().replace(b"true", b"null"))  # damage the newest
-    assert PackStore(tmp_path).read(key, 1024) == b'{"format": 1}'
-    # A checksum field that names no known algorithm reads as damaged, not as an error.
-    pack.write_bytes(pack.read_bytes().replace(b" sha256:", b" md5:"))
-    assert PackStore(tmp_path).read(key, 1024) is None
+    assert BlobCache(tmp_path).read_bytes(DA, 1024) == A
+    if DA[7:9] != DB[7:9]:
+        assert BlobCache(tmp_path).read_bytes(DB, 1024) is None
