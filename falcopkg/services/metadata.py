@@ -109,10 +109,14 @@ class MetadataCache:
         return packs_in(self.root / "packs" / kind, pack_kind)
 
     def _record(self, kind: str, key: str, legacy: Path) -> dict[str, Any] | None:
-        """The packed record of ``key``, else the file ``legacy`` (where a falcopkg before
-        packs kept it)."""
-        data = self._packs(kind).read(key, MAX_RECORD_SIZE)
-        return self._decode(data) if data is not None else self._read(legacy)
+        """The packed record of ``key``, else (no record of it packed) the file ``legacy``,
+        where a falcopkg before packs kept it."""
+        packed, data = self._packs(kind).lookup(key, MAX_RECORD_SIZE)
+        if data is not None:
+            return self._decode(data)
+        # Only a key the packs do not know at all: a damaged newest tag list is missing,
+        # not the older file current.
+        return None if packed else self._read(legacy)
 
     def _save_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
         # Not fsynced: a record a power cut left torn fails its checksum and reads as

@@ -7,7 +7,10 @@ journal) those creations cost more than the requests. Here an entry is one recor
 to ``<directory>/<alg>/<first two hex digits of its key>.pack``, after the pack's own
 first line (``FPKB1-PACK <random hex>``, written with the file, which is created whole)::
 
-    FPKB1 <key digest> <length>[ <checksum digest>]\\n<bytes>\\n
+    \\nFPKB1 <key digest> <length>[ <checksum digest>]\\n<bytes>\\n
+
+(the newline first keeps a header at the start of a line even after a torn record: stores
+of JSON records, which never hold a raw newline, look for headers only there)
 
 Three kinds of store (:class:`PackKind`): blobs, whose key is the digest of their bytes
 (no checksum field, and one is never accepted); records about an immutable digest (what
@@ -44,15 +47,15 @@ from falcopkg.errors import IntegrityError
 
 # Blobs up to this size go into packs; larger ones (a rare big manifest) stay files.
 PACKED_BLOB_LIMIT = 256 * 1024
-# A record (a root's platforms and its layers' file lists) is far below this.
-MAX_RECORD_SIZE = 4 * 1024 * 1024
+# A record (a root's platforms and its layers' file lists, a tag list of up to 100,000 tags)
+# is below this.
+MAX_RECORD_SIZE = 64 * 1024 * 1024
 MAGIC = b"FPKB1 "
 PACK_MARK = b"FPKB1-PACK "
 _ID_LINE = len(PACK_MARK) + 32 + 1  # the mark, 16 random bytes in hex, a newline
 _MAX_HEADER = 300  # "FPKB1 sha512:<128 hex> <digits> sha512:<128 hex>" fits
-_DAMAGED = -1  # the length of a record whose header was read but whose bytes are not there
 
-# key -> [(offset, length or _DAMAGED, checksum or None)]
+# key -> [(offset, length, checksum or None)]
 Records = dict[str, list[tuple[int, int, str | None]]]
 
 
@@ -65,11 +68,12 @@ class PackKind(enum.Enum):
 class _PackIndex:
     """What one process knows of one pack file: where each key's records are."""
 
-    __slots__ = ("identity", "records", "seen", "size")
+    __slots__ = ("file_size", "identity", "records", "seen", "size")
 
     def __init__(self, identity: bytes) -> None:
         self.identity = identity  # the pack's first line: another file has another
         self.size = 0  # bytes of the pack parsed for good
+        self.file_size = 0  # the pack's size when it was last parsed
         self.records: Records = {}
         self.seen: set[int] = set()  # offsets indexed (a tail parsed again adds nothing)
 
@@ -90,11 +94,15 @@ class PackStore:
 
     def read(self, key: str, max_size: int) -> bytes | None:
         """The entry of ``key`` (a digest), verified; None when there is no intact one."""
+        return self.lookup(key, max_size)[1]
+
+    def lookup(self, key: str, max_size: int) -> tuple[bool, bytes | None]:
+        """Whether the packs hold any record of ``key`` at all, and its verified entry."""
         path = self._pack_path(key)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            return None
+            return False, None
         try:
             with self._lock:
                 index = self._refresh(path, fd)
@@ -104,19 +112,19 @@ class PackStore:
                 if data is not None:
                     with contextlib.suppress(OSError):
                         os.utime(fd)  # used: `cache prune` keeps this pack
-                    return data
+                    return True, data
                 if self.kind is PackKind.LATEST:
-                    return None  # the newest is damaged: an older one is not current
+                    break  # the newest is damaged: an older one is not current
         except OSError:
-            return None
+            return False, None
         finally:
             os.close(fd)
-        return None
+        return bool(candidates), None
 
     def _verified(
         self, fd: int, key: str, offset: int, length: int, checksum: str | None, max_size: int
     ) -> bytes | None:
-        if length == _DAMAGED or length > max_size:
+        if length > max_size:
             return None
         if (checksum is None) != (self.kind is PackKind.BLOBS):
             return None  # a record of the wrong form for this store: not ours, or damaged
@@ -131,7 +139,9 @@ class PackStore:
         if len(data) > self.max_entry:
             return
         checksum = b"" if self.kind is PackKind.BLOBS else b" " + bytes_digest(data).encode()
-        record = b"%s%s %d%s\n%s\n" % (MAGIC, key.encode("ascii"), len(data), checksum, data)
+        # A newline first: after a torn record, the header still starts a line (record
+        # stores look for headers only there: their JSON never holds a raw newline).
+        record = b"\n%s%s %d%s\n%s\n" % (MAGIC, key.encode("ascii"), len(data), checksum, data)
         path = self._pack_path(key)
         fd = self._open_for_append(path)
         try:
@@ -148,7 +158,8 @@ class PackStore:
             try:
                 return os.open(path, flags)
             except FileNotFoundError:
-                _create_pack(path)
+                with contextlib.suppress(FileNotFoundError):
+                    _create_pack(path)
         return os.open(path, flags)
 
     def _refresh(self, path: str, fd: int) -> _PackIndex:
@@ -159,10 +170,14 @@ class PackStore:
         if index is None or index.identity != identity or size < index.size:
             index = self._indexes[path] = _PackIndex(identity)
             if identity.startswith(PACK_MARK) and identity.endswith(b"\n"):
-                index.size = len(identity)
-        if size > index.size:
+                index.size = len(identity) - 1  # from its newline: a header starts a line
+        if size != index.file_size and size > index.size:
             tail = os.pread(fd, size - index.size, index.size)
-            index.size += parse_records(tail, index.size, index.records, index.seen, self.max_entry)
+            lines_only = self.kind is not PackKind.BLOBS
+            index.size += parse_records(
+                tail, index.size, index.records, index.seen, self.max_entry, lines_only
+            )
+            index.file_size = size
         return index
 
 
@@ -173,15 +188,25 @@ def _create_pack(path: str) -> None:
     temporary = f"{path}.{secrets.token_hex(8)}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, identity)
+        try:
+            if os.write(fd, identity) != len(identity):
+                raise OSError(errno.ENOSPC, f"could not write {temporary}: disk full?")
+        finally:
+            os.close(fd)
+        try:
+            os.link(temporary, path)  # fails if another process made it first: theirs is used
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links: made in place, first line first
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                try:
+                    os.write(fd, identity)
+                finally:
+                    os.close(fd)
     finally:
-        os.close(fd)
-    try:
-        os.link(temporary, path)  # fails if another process made it first: theirs is used
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(temporary)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
 
 
 def _hashes_to(data: bytes, digest: str) -> bool:
@@ -203,22 +228,34 @@ def _header(line: bytes) -> tuple[str, int, str | None] | None:
     return key, int(fields[1]), checksum
 
 
-def parse_records(data: bytes, base: int, into: Records, seen: set[int], max_entry: int) -> int:
+def parse_records(
+    data: bytes,
+    base: int,
+    into: Records,
+    seen: set[int],
+    max_entry: int,
+    lines_only: bool = False,
+) -> int:
     """Index the records in ``data`` (found at offset ``base`` of its pack) into ``into``;
     how many bytes need not be parsed again.
 
     Every header is a candidate, also one inside another record's bytes: reading verifies
     each entry, so a false candidate is never served, and a record torn by a power cut or a
-    full disk cannot hide the records appended after it. A record whose header was read but
-    whose bytes are not all there is marked damaged once a complete record follows it;
-    while none does it may still be being written, and is parsed again next time.
+    full disk cannot hide the records appended after it. ``lines_only``: only a header at
+    the start of a line counts (stores of JSON records, which hold no raw newline). A
+    record whose bytes are not all there may still be being written: while no complete
+    record follows it, it is parsed again next time; once one does, it is indexed like any
+    other (and fails its check when read).
     """
     end = len(data)
     hold: int | None = None  # the first record that may still be being written
-    unfinished: list[tuple[str, int]] = []  # (key, offset) of records with missing bytes
+    unfinished: list[tuple[str, tuple[int, int, str | None]]] = []
     position = data.find(MAGIC)
     while position >= 0:
         following = data.find(MAGIC, position + 1)
+        if lines_only and (position == 0 or data[position - 1] != 0x0A):
+            position = following
+            continue
         newline = data.find(b"\n", position, position + _MAX_HEADER)
         header = _header(data[position + len(MAGIC) : newline]) if newline >= 0 else None
         if newline < 0 and end - position < _MAX_HEADER and hold is None:
@@ -226,25 +263,23 @@ def parse_records(data: bytes, base: int, into: Records, seen: set[int], max_ent
         if header is not None and header[1] <= max_entry:
             key, length, checksum = header
             start = newline + 1
-            stop = start + length
-            if stop < end and data[stop] == 0x0A:
-                _add(into, seen, key, (base + start, length, checksum))
-                for torn_key, offset in unfinished:  # a complete record after them: torn
-                    _add(into, seen, torn_key, (offset, _DAMAGED, None))
+            entry = (base + start, length, checksum)
+            if start + length < end:  # all there (its check says whether it is intact)
+                _add(into, seen, key, entry)
+                for torn in unfinished:  # a complete record after them: torn for good
+                    _add(into, seen, *torn)
                 unfinished.clear()
                 hold = None
-            elif stop < end:
-                _add(into, seen, key, (base + start, _DAMAGED, None))  # its length is wrong
             else:
-                unfinished.append((key, base + start))
+                unfinished.append((key, entry))
                 hold = position if hold is None else hold
         position = following
     if hold is not None:
-        return hold
+        return hold - 1 if lines_only and hold > 0 else hold  # keep the newline before it
     for cut in range(len(MAGIC) - 1, 0, -1):
         if data.endswith(MAGIC[:cut]):
-            return end - cut  # the end may be the start of a header
-    return end
+            return end - cut - 1 if lines_only and end > cut else end - cut
+    return end - 1 if lines_only and end > 0 else end  # the last newline starts the next line
 
 
 def _add(into: Records, seen: set[int], key: str, entry: tuple[int, int, str | None]) -> None:

@@ -68,13 +68,24 @@ def test_parse_records(
     pack: bytes, intact: set[str], damaged: set[str], consumed: int | str
 ) -> None:
     index, used = index_of(pack)
-    assert {key for key, places in index.items() if any(p[1] >= 0 for p in places)} == intact
-    assert {key for key, places in index.items() if any(p[1] < 0 for p in places)} == damaged
+
+    def servable(key: str) -> bool:
+        return any(bytes_digest(pack[o : o + n]) == key for o, n, _ in index[key])
+
+    assert {key for key in index if servable(key)} == intact
+    assert {key for key in index if not servable(key)} == damaged  # listed, fails its check
     assert used == (len(pack) if consumed == "all" else consumed)
-    for key, places in index.items():
-        for offset, length, _checksum in places:
-            if length >= 0:
-                assert bytes_digest(pack[offset : offset + length]) == key
+
+
+def test_stores_of_json_records_take_headers_only_at_the_start_of_a_line() -> None:
+    inside = b'{"tags": ["' + MAGIC + DA.encode() + b' 3 x"]}'  # a hostile tag name
+    pack = b"\n" + record(inside, key=DB, checksum=True) + b"\n" + record(C)
+    into: Records = {}
+    parse_records(pack, 0, into, set(), 1 << 20, lines_only=True)
+    assert set(into) == {DB, DC}
+    into = {}
+    parse_records(pack, 0, into, set(), 1 << 20)
+    assert set(into) == {DA, DB, DC}
 
 
 def test_a_length_beyond_the_store_limit_is_damage_not_a_record_to_wait_for() -> None:
@@ -276,3 +287,38 @@ def test_prune_ages_a_pack_as_a_whole_and_a_read_refreshes_it(tmp_path: Path) ->
     assert BlobCache(tmp_path).read_bytes(DA, 1024) == A
     if DA[7:9] != DB[7:9]:
         assert BlobCache(tmp_path).read_bytes(DB, 1024) is None
+
+
+def test_a_filesystem_without_hard_links_still_gets_packs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    store.append(DA, A)
+    assert PackStore(tmp_path, PackKind.BLOBS).read(DA, 1024) == A
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_damaged_newest_tag_list_does_not_bring_back_a_file_of_an_earlier_version(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from falcopkg.services.cache import source_key
+    from falcopkg.services.metadata import MetadataCache
+
+    source = "ghcr.io/acme/rules"
+    legacy = tmp_path / "metadata" / "tags" / f"{source_key(source)}.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(json.dumps({"format": 1, "source": source, "tags": ["0.9.0"]}))
+    records = MetadataCache(tmp_path)
+    assert records.tags(source) is not None  # read from the earlier version's file
+    records.save_tags(source, ["0.9.0", "1.0.0"], {})
+    tags = records.tags(source)
+    assert tags is not None and tags["tags"] == ["0.9.0", "1.0.0"]
+    pack = the_pack(tmp_path / "metadata" / "packs" / "tags")
+    pack.write_bytes(pack.read_bytes().replace(b"1.0.0", b"7.7.7"))
+    assert MetadataCache(tmp_path).tags(source) is None
