@@ -403,7 +403,7 @@ kept at all: 10.0-12.0 s instead of 12.1-13.7 s, and 12.3-14.8 s instead of 16.3
 right after a previous cache was deleted), then paired, old and new code alternating
 against one registry: system time 1.0-1.3 s instead of 1.4-2.0 s, wall 8.5-9.9 s instead of
 8.9-10.9 s. In the table's runs falcopkg's CPU was 4.8 s (was 5.8 s) when this machine was
-fast; it is 6.9-7.7 s when curl's own time for the same requests grows by half (steal time
+fast; it is 6.9-8.0 s when curl's own time for the same requests grows by half (steal time
 from the host: `/proc/stat`). Tried and dropped, for no measurable gain: fetching the tag
 lists of a rulesfile's plugins the moment its metadata is read instead of in the
 resolver's next wave (the 8 workers are already busy in a cold lock, and a re-lock is
