@@ -176,8 +176,9 @@ def prune_cache(
 
     There is no registry of the projects sharing a cache, so "unused" means "not read for a
     while": a sync touches each blob it installs from (mtime), a read of any entry of a pack
-    touches the pack (services.packs), index entries are rewritten when refreshed. Temporary files and staging directories older than an
-    hour are leftovers of killed processes.
+    touches the pack (services.packs), index entries are rewritten when refreshed.
+    Temporary files and staging directories older than an hour are leftovers of killed
+    processes.
     """
     current = time.time() if now is None else now
     removed = CacheUsage()

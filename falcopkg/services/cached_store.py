@@ -2,9 +2,9 @@
 
 Everything behind a digest is immutable, so a manifest or config read once (by tag or by
 digest) is kept in the content-addressed blob cache (in its packs when small) and served
-from there the next time it is asked for by digest: a warm cache can rebuild every locked artifact (root, platform
-manifests, configs, layers) without the network, which is what `vendor` and an offline
-`lock` need. Reads from the cache are verified again; tags, HEADs and writes go to the store
+from there the next time it is asked for by digest: a warm cache can rebuild every locked
+artifact (root, platform manifests, configs, layers) without the network, which is what
+`vendor` and an offline `lock` need. Reads from the cache are verified again; tags, HEADs and writes go to the store
 behind.
 """
 

@@ -338,13 +338,14 @@ class _Copier:
     ) -> tuple[Path | bytes, bool]:
         """A verified local copy of the blob (a file, or the bytes of a small one the cache
         packs), from the cache or downloaded into it; whether it was downloaded now."""
-        cached = self.cache.lookup(descriptor.digest)
-        if cached is not None:
-            return cached, False
-        if descriptor.size <= PACKED_BLOB_LIMIT:
-            packed = self.cache.read_bytes(descriptor.digest, descriptor.size)
-            if packed is not None:
-                return packed, False
+        if descriptor.size <= PACKED_BLOB_LIMIT:  # in a pack, or a file of its own
+            small = self.cache.read_bytes(descriptor.digest, descriptor.size)
+            if small is not None:
+                return small, False
+        else:
+            cached = self.cache.lookup(descriptor.digest)
+            if cached is not None:
+                return cached, False
         tmp = self.cache.temp_path()
         try:
             job.source.download_blob(

@@ -136,8 +136,8 @@ class MetadataCache:
         self._save_record("layers", digest, record)
 
     def tags(self, source: str) -> dict[str, Any] | None:
-        key = f"sha256:{source_key(source)}"
-        data = self._record("tags", key, self.root / "tags" / f"{source_key(source)}.json")
+        hex_key = source_key(source)
+        data = self._record("tags", f"sha256:{hex_key}", self.root / "tags" / f"{hex_key}.json")
         return data if data is not None and data.get("source") == source else None
 
     def save_tags(self, source: str, tags: list[str], digests: Mapping[str, str]) -> None:

@@ -274,12 +274,11 @@ def parse_records(
                 unfinished.append((key, entry))
                 hold = position if hold is None else hold
         position = following
-    if hold is not None:
-        return hold - 1 if lines_only and hold > 0 else hold  # keep the newline before it
-    for cut in range(len(MAGIC) - 1, 0, -1):
-        if data.endswith(MAGIC[:cut]):
-            return end - cut - 1 if lines_only and end > cut else end - cut
-    return end - 1 if lines_only and end > 0 else end  # the last newline starts the next line
+    if hold is None:  # all parsed, but for an end that may be the start of a header
+        cuts = (cut for cut in range(len(MAGIC) - 1, 0, -1) if data.endswith(MAGIC[:cut]))
+        hold = end - next(cuts, 0)
+    # Record stores parse on from the newline before the next header: it starts a line.
+    return max(0, hold - 1) if lines_only else hold
 
 
 def _add(into: Records, seen: set[int], key: str, entry: tuple[int, int, str | None]) -> None:
