@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +147,19 @@ class Lock:
 
     def artifact(self, name: str) -> LockedArtifact | None:
         return self.by_name.get(name)
+
+    def reachable_from(self, names: Iterable[str]) -> list[LockedArtifact]:
+        """The locked artifacts ``names`` need, directly or through locked dependencies, in
+        the order they are first reached (breadth first); names not locked are skipped."""
+        by_name = self.by_name
+        found: dict[str, LockedArtifact] = {}
+        queue = deque(names)
+        while queue:
+            artifact = by_name.get(queue.popleft())
+            if artifact is not None and artifact.name not in found:
+                found[artifact.name] = artifact
+                queue.extend(artifact.dependencies)
+        return list(found.values())
 
 
 # --- rendering -----------------------------------------------------------------------------

@@ -254,6 +254,18 @@ class IndexStore:
         except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError):
             return None  # absent or damaged: treated as not cached
 
+    def current_digest(self, config: IndexConfig) -> str | None:
+        """The digest of the entries :meth:`open` would load now, without loading them; None
+        when it would have to read or fetch first (not cached, a local file changed)."""
+        info = self.cache_info(config)
+        if info is None or config.is_remote:  # a cached remote index is used as it is
+            return info.digest if info is not None else None
+        try:
+            stat = config.local_path().stat()
+        except OSError:
+            return None
+        return info.digest if info.source_stat == (stat.st_size, stat.st_mtime_ns) else None
+
     def load_cached(self, config: IndexConfig) -> list[IndexEntry] | None:
         """The cached entries, or None when the index was never fetched (or the cache broke)."""
         loaded = self._load_cached(config)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +186,13 @@ class RegistryMetadataProvider:
         # one lock per source so that its writes land in order.
         self._tags_dirty: set[str] = set()
         self._tag_write_locks: dict[str, threading.Lock] = {}
+        # Tag lists asked for ahead of the resolver (list_tags_ahead), by source.
+        self._ahead: ThreadPoolExecutor | None = None
+        self._tags_ahead: dict[str, Future[list[str] | None]] = {}
+        #: Tags whose digest did not come from ``known_digests`` (asked of a registry, or
+        #: seen in an earlier tag record): a resolution that used one depends on more than
+        #: the tag lists (services.lock_stamp).
+        self.tags_looked_up = 0
 
     # -- the MetadataProvider protocol ---------------------------------------------------------
 
@@ -222,6 +229,8 @@ class RegistryMetadataProvider:
         # Metadata the cache holds whole is read here: a thread pool only adds GIL hand-offs
         # to work that waits for nothing (a re-lock reads all of its metadata this way).
         todo = [(name, ref) for name, ref in todo if ref is None or not self._from_cache(name, ref)]
+        # A tag list asked for ahead needs no thread of its own: it is already coming.
+        todo = [(name, ref) for name, ref in todo if ref is not None or not self._asked_ahead(name)]
         if len(todo) < 2:
             return
 
@@ -248,6 +257,67 @@ class RegistryMetadataProvider:
             return False  # raised again, with context, by the resolver's own call
         return True
 
+    def list_tags_ahead(self, sources: Sequence[str]) -> None:
+        """Start fetching the tag lists of ``sources`` in the background and return at once.
+
+        For a re-lock: the current lock names the repositories the resolver will most
+        likely ask, so their requests flow together while the indexes load and cached
+        metadata is read, instead of in one batch per dependency level. Only the request
+        runs ahead: the tag record is read when the resolver takes the list, and a failure
+        is forgotten here (the resolver's own request raises it with context).
+        """
+        with self._lock:
+            todo = [
+                source
+                for source in dict.fromkeys(sources)
+                if source not in self._tags and source not in self._tags_ahead
+            ]
+            todo = [source for source in todo if self._can_fetch(source)]
+            if not todo:
+                return
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="falcopkg-tags"
+                )
+            for source in todo:
+                self._tags_ahead[source] = self._ahead.submit(self._list_ahead, source)
+
+    def fetched_tag_lists(self, sources: Sequence[str]) -> dict[str, list[str]] | None:
+        """The tag lists of ``sources`` as registries give them now, all asked for at once
+        (the resolver gets the same lists, no second request); None if any cannot be had."""
+        self.list_tags_ahead(sources)
+        lists = {}
+        for source in sources:
+            with self._lock:
+                tags = self._tags.get(source)
+                ahead = self._tags_ahead.get(source)
+            if tags is None and ahead is not None:
+                tags = ahead.result()
+            if tags is None:
+                return None
+            lists[source] = tags
+        return lists
+
+    def tag_lists(self) -> dict[str, list[str]]:
+        """Every tag list the resolver took from this provider, by source."""
+        with self._lock:
+            return dict(self._tags)
+
+    def _asked_ahead(self, name: str) -> bool:
+        try:
+            source = self.locate(name).source
+        except FalcopkgError:
+            return False  # raised again, with context, by the resolver's own call
+        with self._lock:
+            return source in self._tags_ahead
+
+    def _list_ahead(self, source: str) -> list[str] | None:
+        try:
+            client, repository = self._endpoint(source)
+            return client.list_tags(repository)
+        except Exception:  # the resolver's own request raises it, with context
+            return None
+
     def _is_known(self, name: str, reference: str | None) -> bool:
         with self._lock:
             location = self._locations.get(name)
@@ -262,8 +332,11 @@ class RegistryMetadataProvider:
     def _tag_list(self, source: str) -> list[str]:
         with self._lock:
             tags = self._tags.get(source)
+            ahead = self._tags_ahead.get(source)
         if tags is not None:
             return tags
+        # Asked ahead: its answer; if that failed, a request of our own raises the error.
+        fetched = ahead.result() if ahead is not None else None
         cached = self.records.tags(source)
         fetch = self._can_fetch(source)
         if not fetch:
@@ -273,11 +346,13 @@ class RegistryMetadataProvider:
                     hint=OFFLINE_HINT,
                 )
             tags = list(cached.get("tags", []))
+        elif fetched is not None:
+            tags = fetched
         else:
             client, repository = self._endpoint(source)
             tags = client.list_tags(repository)
         with self._lock:
-            self._tags[source] = tags
+            tags = self._tags.setdefault(source, tags)  # another thread's, if it was first
             seen = self._seen_digests.setdefault(source, {})
             if cached is not None:
                 for tag, digest in dict(cached.get("digests", {})).items():
@@ -314,7 +389,11 @@ class RegistryMetadataProvider:
         self._save_tags(source)
 
     def close(self) -> None:
-        """Write the tag records still pending (changed, with no new digest since)."""
+        """Stop asking ahead, then write the tag records still pending (changed, with no
+        new digest since)."""
+        if self._ahead is not None:
+            # Requests not started are dropped; those under way end within their deadline.
+            self._ahead.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             pending = sorted(self._tags_dirty)
         for source in pending:
@@ -351,6 +430,9 @@ class RegistryMetadataProvider:
             digest = self.known_digests.get((source, tag_key(reference)))
         else:
             digest = self._digest_for_tag(source, reference)
+            if (source, tag_key(reference)) not in self.known_digests:
+                with self._lock:
+                    self.tags_looked_up += 1
         record = self.records.root_record(digest) if digest else None
         if record is None and cached_only:
             raise _NotCached

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from falcopkg.core.manifest import DependencySpec, Manifest, TargetSettings
     from falcopkg.services.cache import BlobCache
     from falcopkg.services.indexes import IndexStore, LoadedIndex
+    from falcopkg.services.lock_stamp import LockStamp
     from falcopkg.services.metadata import RegistryMetadataProvider
     from falcopkg.services.registries import RegistryAccess
 
@@ -116,6 +117,7 @@ def resolve_lock(
     console: Messages | None = None,
     follow_dependencies: bool = True,
     requested_by: str | None = None,
+    stamp: LockStamp | None = None,
 ) -> Lock:
     """Resolve ``manifest`` and return the new lock (nothing is written).
 
@@ -125,6 +127,9 @@ def resolve_lock(
     locks only the manifest's own artifacts (`artifact install --no-resolve-deps`).
     ``requested_by`` names where the dependencies come from when that is not falco.toml
     (`artifact install`: "the command line"), for conflict messages.
+
+    ``stamp`` (a plain `lock`): when its tag lists are as stamped, ``existing_lock`` is the
+    answer and the resolver does not run; otherwise it learns what this resolution read.
     """
     unknown = [
         name
@@ -139,9 +144,29 @@ def resolve_lock(
         )
     kept = [] if existing_lock is None or upgrade else list(existing_lock.artifacts)
     kept = [artifact for artifact in kept if artifact.name not in upgrade_packages]
+    plain = not (upgrade or upgrade_packages or offline) and follow_dependencies
+    if not plain or requested_by is not None:
+        stamp = None
+    messages = _CountingMessages(console) if console is not None else None
     with _provider(
-        manifest, kept, offline=offline, stores=stores, cache=cache, console=console
+        manifest,
+        kept,
+        offline=offline,
+        stores=stores,
+        cache=cache,
+        console=messages,
+        likely=existing_lock,
     ) as registry_provider:
+        if stamp is not None and existing_lock is not None:
+            sources = stamp.stamped_sources()
+            lists = None if sources is None else registry_provider.fetched_tag_lists(sources)
+            if lists is not None and stamp.unchanged(lists):
+                if console is not None:
+                    console.detail(
+                        f"the tag lists of {len(lists)} repositories are as when falco.lock "
+                        "was last resolved: nothing to resolve"
+                    )
+                return existing_lock
         provider: MetadataProvider = registry_provider
         if not follow_dependencies:
             provider = _WithoutDependencies(provider)
@@ -151,10 +176,31 @@ def resolve_lock(
             )
         preferences = {a.name: v for a in kept if (v := a.parsed_version) is not None}
         resolution = _resolve(manifest, provider, preferences, requested_by=requested_by)
+        if stamp is not None:
+            stamp.observe(
+                registry_provider.tag_lists(),
+                depends_on_more=registry_provider.tags_looked_up > 0
+                or (messages is not None and messages.warnings > 0),
+            )
     artifacts = tuple(
         _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
     )
     return Lock(LockInputs.from_manifest(manifest), artifacts)
+
+
+class _CountingMessages:
+    """``inner``, counting the warnings: a resolution that warned is not stamped."""
+
+    def __init__(self, inner: Messages) -> None:
+        self.inner = inner
+        self.warnings = 0
+
+    def detail(self, message: str) -> None:
+        self.inner.detail(message)
+
+    def warn(self, message: str) -> None:
+        self.warnings += 1
+        self.inner.warn(message)
 
 
 class _WithoutDependencies:
@@ -185,9 +231,12 @@ def _provider(
     cache: BlobCache,
     console: Messages | None = None,
     also_known: Mapping[tuple[str, str], str] | None = None,
+    likely: Lock | None = None,
 ) -> RegistryMetadataProvider:
     """A metadata provider that knows the digests ``locked`` pins (the lock is the cache of
-    tag → digest, so kept versions need no manifest request), and ``also_known`` ones."""
+    tag → digest, so kept versions need no manifest request), and ``also_known`` ones.
+    ``likely``: a lock of this project, whose tag lists the resolution will most likely
+    ask for; they are asked for at once, in the background."""
     from falcopkg.services.metadata import RegistryMetadataProvider, tag_key
 
     known_digests: dict[tuple[str, str], str] = dict(also_known or {})
@@ -196,7 +245,7 @@ def _provider(
             known_digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
         if artifact.tag is not None:
             known_digests[(artifact.source, tag_key(artifact.tag))] = artifact.digest
-    return RegistryMetadataProvider(
+    provider = RegistryMetadataProvider(
         stores=stores,
         cache=cache,
         locate=Locator(
@@ -206,6 +255,16 @@ def _provider(
         known_digests=known_digests,
         offline=offline,
     )
+    if likely is not None and not offline:
+        pinned = {name for name, spec in manifest.dependencies.items() if spec.is_pinned}
+        provider.list_tags_ahead(
+            [
+                artifact.source
+                for artifact in likely.reachable_from(manifest.dependencies)
+                if artifact.name not in pinned  # a pin needs no tag list
+            ]
+        )
+    return provider
 
 
 def _resolve(
@@ -260,7 +319,13 @@ def find_outdated(
     from falcopkg.errors import ResolutionError
 
     with _provider(
-        manifest, lock.artifacts, offline=offline, stores=stores, cache=cache, console=console
+        manifest,
+        lock.artifacts,
+        offline=offline,
+        stores=stores,
+        cache=cache,
+        console=console,
+        likely=lock,
     ) as provider:
         try:
             upgraded: Resolution | None = _resolve(manifest, provider, {})
@@ -348,6 +413,7 @@ def resolve_upgrades(
         cache=cache,
         also_known=also_known,
         console=console,
+        likely=current,
     ) as provider:
         try:
             resolution = _resolve(manifest, provider, {}, target=target)

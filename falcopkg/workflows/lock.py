@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from falcopkg.core.lockfile import Lock
     from falcopkg.core.manifest import Manifest
+    from falcopkg.services.lock_stamp import LockStamp
     from falcopkg.services.resolution import OutdatedArtifact
     from falcopkg.workflows.project import Project
 
@@ -45,17 +46,41 @@ def lock(
 
     warn_if_no_dependencies(project)
     existing = project.existing_lock(damaged="warn")
+    stamp = None if dry_run else _stamp(project, existing)
     new = resolve_project(
         project,
         existing,
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
         offline=offline,
+        stamp=stamp,
     )
+    if stamp is not None and stamp.matched:  # falco.lock as it is: nothing to render
+        _say_locked(project, new, written=False)
+        return LockResult(new, (), written=False)
     if dry_run:
         changes = tuple(describe_changes(existing, new, dry_run=True))
         return LockResult(new, changes, written=False)
-    return write_lock(project, existing, new, list_first_lock=False)
+    result = write_lock(project, existing, new, list_first_lock=False)
+    if stamp is not None and not result.written:
+        stamp.save()  # the next `lock` with these files may skip the resolver
+    return result
+
+
+def _stamp(project: Project, existing: Lock | None) -> LockStamp | None:
+    """The project's lock stamp (services.lock_stamp), when falco.toml and falco.lock were
+    read as bytes."""
+    if existing is None or project.manifest_bytes is None or project.lock_bytes is None:
+        return None
+    from falcopkg.services.lock_stamp import LockStamp
+
+    return LockStamp.of_project(
+        project.manifest,
+        project.manifest_bytes,
+        project.lock_path,
+        project.lock_bytes,
+        project.cache_dir,
+    )
 
 
 def warn_if_no_dependencies(project: Project) -> None:
@@ -81,6 +106,7 @@ def resolve_project(
     upgrade: bool = False,
     upgrade_packages: Sequence[str] = (),
     offline: bool = False,
+    stamp: LockStamp | None = None,
 ) -> Lock:
     """The new lock of ``manifest`` (default: the project's); nothing is written."""
     from falcopkg.services.resolution import resolve_lock
@@ -96,6 +122,7 @@ def resolve_project(
             stores=registries,
             cache=project.cache,
             console=project.reporter,
+            stamp=stamp,
         )
 
 
@@ -120,12 +147,16 @@ def write_lock(
         for line in changes:
             reporter.info(line)
     written = project.write_lock(new)
-    count = quantity(len(new.artifacts), "artifact")
-    if written:
-        reporter.success(f"Locked {count} in {project.lock_path.name}")
-    else:
-        reporter.info(f"{project.lock_path.name} is up to date ({count})")
+    _say_locked(project, new, written=written)
     return LockResult(new, changes, written)
+
+
+def _say_locked(project: Project, lock: Lock, *, written: bool) -> None:
+    count = quantity(len(lock.artifacts), "artifact")
+    if written:
+        project.reporter.success(f"Locked {count} in {project.lock_path.name}")
+    else:
+        project.reporter.info(f"{project.lock_path.name} is up to date ({count})")
 
 
 # -- add / remove --------------------------------------------------------------------------------

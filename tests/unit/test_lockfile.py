@@ -564,3 +564,24 @@ def test_a_cached_lock_is_still_validated(tmp_path: Path) -> None:
         messages.append(caught.value.message)
     assert messages[0] == messages[1]
     assert f"{path}:" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("roots", "reached"),
+    [
+        (["falco-rules"], ["falco-rules", "container"]),  # through its locked dependency
+        (["container"], ["container"]),
+        (["edge", "falco-rules"], ["edge", "falco-rules", "container"]),  # first reached first
+        (["gone", "edge"], ["edge"]),  # a name not locked is skipped
+        ([], []),
+    ],
+)
+def test_reachable_from_follows_locked_dependencies(roots: list[str], reached: list[str]) -> None:
+    lock = Lock(LockInputs(), (RULES, CONTAINER, EDGE))
+    assert [artifact.name for artifact in lock.reachable_from(roots)] == reached
+
+
+def test_reachable_from_ends_on_a_cycle() -> None:
+    a = replace(EDGE, name="a", dependencies=("b",))
+    b = replace(EDGE, name="b", dependencies=("a",))
+    assert [x.name for x in Lock(LockInputs(), (a, b)).reachable_from(["a"])] == ["a", "b"]

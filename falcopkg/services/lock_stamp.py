@@ -1,0 +1,130 @@
+"""A re-lock with nothing changed, answered by the tag lists alone.
+
+Resolution is a function of falco.toml, falco.lock, the indexes and what registries say.
+Behind a digest nothing changes; what can change is a repository's tag list and the
+digest a tag names. When a plain `lock` finds falco.lock up to date, and every tag it
+used named the digest falco.lock records (no tag was looked up anew), the tag lists it
+read are all it depended on beyond its files. That is recorded here, as a stamp::
+
+    <cache>/locks/<key of falco.lock's path>.stamp
+        key:     sha256 of falcopkg's version, falco.toml's and falco.lock's bytes and the
+                 content digest of every index falco.toml names
+        sources: {host/repository: sha256 of its tag list}
+
+The next `lock` with the same key asks for the same tag lists (requests it would make
+anyway, all at once); when every one is as stamped, the result is the lock it already has,
+and the resolver does not run. Anything else (a tag list that changed or failed, another
+key) is the usual resolution. A damaged stamp reads as missing, like every cache entry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from falcopkg import __version__, fastform
+from falcopkg.digests import bytes_digest
+
+if TYPE_CHECKING:
+    from falcopkg.core.manifest import Manifest
+
+_STAMP_KIND = "lock-stamp 1"
+
+
+def tags_digest(tags: Sequence[str]) -> str:
+    """The digest of a tag list as a registry gave it (order included)."""
+    return bytes_digest(json.dumps(list(tags)).encode("utf-8"))
+
+
+class LockStamp:
+    """One project's stamp: what its last up-to-date `lock` depended on.
+
+    ``key`` is None when the inputs cannot be keyed (an index not cached, a local index
+    changed since it was read): then nothing is skipped and nothing is recorded.
+    """
+
+    def __init__(self, path: Path, key: str | None) -> None:
+        self.path = path
+        self.key = key
+        self.matched = False  # this run's tag lists were as stamped: the resolver did not run
+        self._observed: dict[str, str] | None = None
+
+    @classmethod
+    def of_project(
+        cls,
+        manifest: Manifest,
+        manifest_bytes: bytes,
+        lock_path: Path,
+        lock_bytes: bytes,
+        cache_dir: Path,
+    ) -> LockStamp:
+        from falcopkg.services.cache import source_key
+        from falcopkg.services.indexes import IndexStore
+
+        path = cache_dir / "locks" / f"{source_key(str(lock_path.absolute()))}.stamp"
+        store = IndexStore(cache_dir)
+        parts: list[str] = [__version__, str(manifest.path.absolute())]
+        for index in manifest.indexes:
+            digest = store.current_digest(index)
+            if digest is None:
+                return cls(path, None)
+            parts += [index.name, index.url, digest]
+        header = json.dumps(parts).encode("utf-8")
+        key = bytes_digest(b"\0".join((header, manifest_bytes, lock_bytes)))
+        return cls(path, key)
+
+    def stamped_sources(self) -> list[str] | None:
+        """The sources whose tag lists decide whether falco.lock is up to date, or None
+        when no stamp of these inputs is recorded."""
+        stamped = self._read()
+        return None if stamped is None else sorted(stamped)
+
+    def unchanged(self, tag_lists: Mapping[str, Sequence[str]]) -> bool:
+        """Whether ``tag_lists`` (source → tags, as fetched now) are those stamped."""
+        stamped = self._read()
+        self.matched = stamped is not None and all(
+            source in tag_lists and tags_digest(tag_lists[source]) == digest
+            for source, digest in stamped.items()
+        )
+        return self.matched
+
+    def observe(self, tag_lists: Mapping[str, Sequence[str]], *, depends_on_more: bool) -> None:
+        """What a full resolution read; ``depends_on_more``: it also used what a tag list does
+        not show (a tag's digest not in falco.lock, a warning), so it is not stamped."""
+        self._observed = (
+            None
+            if depends_on_more
+            else {source: tags_digest(tags) for source, tags in tag_lists.items()}
+        )
+
+    def save(self) -> None:
+        """Record the observed tag lists (after `lock` found falco.lock up to date); best
+        effort, like every cache write."""
+        if self.key is None or self._observed is None or self.matched:
+            return
+        from falcopkg.fsutil import atomic_write_bytes
+
+        payload = {"key": self.key, "sources": self._observed}
+        try:
+            encoded = fastform.encode(_STAMP_KIND, payload)
+            atomic_write_bytes(self.path, encoded, durable=False)  # torn: fails its check
+        except (OSError, ValueError):
+            pass
+
+    def _read(self) -> dict[str, str] | None:
+        if self.key is None:
+            return None
+        try:
+            payload = fastform.decode(_STAMP_KIND, self.path.read_bytes())
+        except OSError:
+            return None
+        if not isinstance(payload, dict) or payload.get("key") != self.key:
+            return None
+        sources = payload.get("sources")
+        if not isinstance(sources, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
+        ):
+            return None
+        return sources

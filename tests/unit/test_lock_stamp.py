@@ -1,0 +1,105 @@
+"""services.lock_stamp: what a stamp is keyed by, when it matches, when it is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from falcopkg.core.manifest import parse_manifest
+from falcopkg.services.indexes import IndexStore
+from falcopkg.services.lock_stamp import LockStamp, tags_digest
+
+MANIFEST = '[dependencies]\nedge = { ref = "registry.example.com/acme/edge", version = "1" }\n'
+LOCK = b"version = 1\n"
+TAGS = {"registry.example.com/acme/edge": ["1.0.0", "1.1.0", "latest"]}
+
+
+def stamp_of(tmp_path: Path, text: str = MANIFEST, lock: bytes = LOCK) -> LockStamp:
+    path = tmp_path / "falco.toml"
+    path.write_text(text)
+    manifest = parse_manifest(text, path)
+    return LockStamp.of_project(
+        manifest, text.encode(), tmp_path / "falco.lock", lock, tmp_path / "cache"
+    )
+
+
+def recorded(tmp_path: Path, tags: dict[str, list[str]] = TAGS) -> LockStamp:
+    stamp = stamp_of(tmp_path)
+    stamp.observe(tags, depends_on_more=False)
+    stamp.save()
+    return stamp_of(tmp_path)
+
+
+def test_a_recorded_stamp_matches_the_same_tag_lists(tmp_path: Path) -> None:
+    stamp = recorded(tmp_path)
+    assert stamp.stamped_sources() == list(TAGS)
+    assert stamp.unchanged(TAGS) and stamp.matched
+    assert stamp.unchanged({**TAGS, "other.example/x": ["1"]})  # more fetched: still as stamped
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        {"registry.example.com/acme/edge": ["1.0.0", "1.1.0", "1.2.0", "latest"]},  # new tag
+        {"registry.example.com/acme/edge": ["1.1.0", "1.0.0", "latest"]},  # another order
+        {"registry.example.com/acme/edge": ["1.0.0", "latest"]},  # a tag deleted
+        {},  # the list could not be had
+    ],
+)
+def test_any_other_tag_list_does_not_match(tmp_path: Path, now: dict[str, list[str]]) -> None:
+    stamp = recorded(tmp_path)
+    assert not stamp.unchanged(now) and not stamp.matched
+
+
+@pytest.mark.parametrize(
+    ("text", "lock"),
+    [
+        (MANIFEST + "# edited\n", LOCK),
+        (MANIFEST, LOCK + b"# edited\n"),
+    ],
+)
+def test_other_files_have_another_key(tmp_path: Path, text: str, lock: bytes) -> None:
+    recorded(tmp_path)
+    other = stamp_of(tmp_path, text, lock)
+    assert other.key != stamp_of(tmp_path).key
+    assert other.stamped_sources() is None
+
+
+def test_an_index_is_part_of_the_key_and_must_be_cached(tmp_path: Path) -> None:
+    index = tmp_path / "index.yaml"
+    index.write_text("- name: edge\n  type: rulesfile\n  registry: r.example\n  repository: e\n")
+    text = f'[[index]]\nname = "local"\nurl = "{index}"\n\n' + MANIFEST
+    assert stamp_of(tmp_path, text).key is None  # not read yet: nothing to key by
+    manifest = parse_manifest(text, tmp_path / "falco.toml")
+    store = IndexStore(tmp_path / "cache")
+    store.open(manifest.indexes[0])
+    keyed = stamp_of(tmp_path, text).key
+    assert keyed is not None
+    index.write_text(index.read_text().replace("repository: e", "repository: moved"))
+    assert stamp_of(tmp_path, text).key is None  # changed since it was read
+    store.open(manifest.indexes[0])
+    assert stamp_of(tmp_path, text).key not in (None, keyed)
+
+
+def test_a_resolution_that_depended_on_more_is_not_recorded(tmp_path: Path) -> None:
+    stamp = stamp_of(tmp_path)
+    stamp.observe(TAGS, depends_on_more=True)
+    stamp.save()
+    assert stamp_of(tmp_path).stamped_sources() is None
+
+
+def test_damaged_or_foreign_stamps_read_as_missing(tmp_path: Path) -> None:
+    stamp = recorded(tmp_path)
+    data = stamp.path.read_bytes()
+    middle = len(data) // 2
+    flipped = data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
+    for damaged in (data[:-3], data[:10], b"", flipped):
+        stamp.path.write_bytes(damaged)
+        assert stamp_of(tmp_path).stamped_sources() is None
+
+
+def test_tags_digest_keeps_order_and_boundaries() -> None:
+    assert tags_digest(["a", "b"]) != tags_digest(["b", "a"])
+    assert tags_digest(["a,b"]) != tags_digest(["a", "b"])
+    assert tags_digest([]) == tags_digest([])
