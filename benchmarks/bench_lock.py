@@ -55,6 +55,13 @@ TITLE = "lock (issue 4)"
 CPU_KEYS = ("falcopkg", "curl", "falcopkg_cpu", "registry_cpu", "curl_cpu", "registry_cpu_curl")
 ACCESS_RE = re.compile(r'"(?:GET|HEAD|PUT|POST|PATCH|DELETE) (/v2/\S*) HTTP/[0-9.]+"')
 PLATFORMS = ("linux/amd64", "linux/arm64")
+# The runs of each repeat, in order: the first re-lock after a cold lock resolves (the lock
+# was just written); the next one finds the tag lists as stamped (services.lock_stamp).
+LABELS = {
+    "cold": "cold lock",
+    "relock": "re-lock, nothing changed (first after a lock)",
+    "again": "re-lock, nothing changed (again: stamped)",
+}
 
 
 def kind_of(path: str) -> str:
@@ -215,7 +222,7 @@ def bench_size(artifacts: int, repeats: int) -> dict[str, object]:
         counts: dict[str, Counter[str]] = {}
         scripts: dict[str, Path] = {}
         for run in range(repeats):
-            for label in ("cold", "relock"):
+            for label in LABELS:
                 if label == "cold":
                     (project / "falco.lock").unlink(missing_ok=True)
                     home = work / f"home-{run}"  # empty cache
@@ -260,7 +267,7 @@ def main() -> None:
         results = found["results"]
         counts = found["counts"]
         assert isinstance(results, dict) and isinstance(counts, dict)
-        for label, name in (("cold", "cold lock"), ("relock", "re-lock, nothing changed")):
+        for label, name in LABELS.items():
             times = results[label]
             ours = statistics.median(times["falcopkg"])
             theirs = statistics.median(times["curl"])
@@ -332,7 +339,8 @@ Reproduce: `.venv/bin/python benchmarks/bench_lock.py --artifacts {sizes} --repe
 rulesfiles in falco.toml, each needing one of N/2 two-platform plugins; two versions of
 every artifact). falcopkg is the non-editable install (benchmarks/results/venv), a fresh
 process per run. Cold: empty cache, no falco.lock. Re-lock: falco.lock and cache present,
-nothing changed. The baseline sends the very requests that falcopkg's run made (taken from
+nothing changed; the first re-lock after the cold one runs the resolver (the lock was just
+written) and stamps its tag lists, the second ("again") finds them as stamped and skips it. The baseline sends the very requests that falcopkg's run made (taken from
 the registry's access log, GET and HEAD) with `curl`: 8 curl processes at once
 (falcopkg's parallelism), each sending an eighth of them over kept-alive connections, in
 the same run, alternating with falcopkg; medians

@@ -25,6 +25,7 @@ numbers alone, so ``k8saudit = "0.3.0-rc.1"`` meets a rule's ``k8saudit 0.1.0``.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -39,10 +40,13 @@ MAX_VERSION_DIGITS = 20
 _VERSION_LIMIT = 2**64
 
 
+@functools.lru_cache(maxsize=8192)
 def parse_version(tag: str) -> Version | None:
     """The semver version a tag names, or None when the tag is an alias (latest, main, 4.1).
 
     Numbers of 2**64 or more are no version either (and never reach int()'s digit limit).
+    Memoized: a lock of 1000 artifacts parses the same few version strings thousands of
+    times (tags, dependencies, requirements), and a Version never changes.
     """
     text = tag[1:] if tag[:1] in ("v", "V") else tag
     if len(text) > 1024:  # far beyond a tag (128 characters); not worth parsing

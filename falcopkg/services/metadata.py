@@ -108,15 +108,15 @@ class MetadataCache:
         pack_kind = PackKind.LATEST if kind == "tags" else PackKind.RECORDS
         return packs_in(self.root / "packs" / kind, pack_kind)
 
-    def _record(self, kind: str, key: str, legacy: Path) -> dict[str, Any] | None:
-        """The packed record of ``key``, else (no record of it packed) the file ``legacy``,
+    def _record(self, kind: str, key: str, legacy: Callable[[], Path]) -> dict[str, Any] | None:
+        """The packed record of ``key``, else (no record of it packed) the file ``legacy()``,
         where a falcopkg before packs kept it."""
         packed, data = self._packs(kind).lookup(key, MAX_RECORD_SIZE)
         if data is not None:
             return self._decode(data)
         # Only a key the packs do not know at all: a damaged newest tag list is missing,
         # not the older file current.
-        return None if packed else self._read(legacy)
+        return None if packed else self._read(legacy())
 
     def _save_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
         # Not fsynced: a record a power cut left torn fails its checksum and reads as
@@ -124,20 +124,22 @@ class MetadataCache:
         self._packs(kind).append(key, self._encode(record))
 
     def root_record(self, digest: str) -> dict[str, Any] | None:
-        return self._record("roots", digest, self._digest_path("roots", digest))
+        return self._record("roots", digest, lambda: self._digest_path("roots", digest))
 
     def save_root_record(self, digest: str, record: dict[str, Any]) -> None:
         self._save_record("roots", digest, record)
 
     def layer_record(self, digest: str) -> dict[str, Any] | None:
-        return self._record("layers", digest, self._digest_path("layers", digest))
+        return self._record("layers", digest, lambda: self._digest_path("layers", digest))
 
     def save_layer_record(self, digest: str, record: dict[str, Any]) -> None:
         self._save_record("layers", digest, record)
 
     def tags(self, source: str) -> dict[str, Any] | None:
         hex_key = source_key(source)
-        data = self._record("tags", f"sha256:{hex_key}", self.root / "tags" / f"{hex_key}.json")
+        data = self._record(
+            "tags", f"sha256:{hex_key}", lambda: self.root / "tags" / f"{hex_key}.json"
+        )
         return data if data is not None and data.get("source") == source else None
 
     def save_tags(self, source: str, tags: list[str], digests: Mapping[str, str]) -> None:

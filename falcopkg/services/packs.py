@@ -68,7 +68,7 @@ class PackKind(enum.Enum):
 class _PackIndex:
     """What one process knows of one pack file: where each key's records are."""
 
-    __slots__ = ("file_size", "identity", "records", "seen", "size")
+    __slots__ = ("file_size", "identity", "records", "seen", "size", "used")
 
     def __init__(self, identity: bytes) -> None:
         self.identity = identity  # the pack's first line: another file has another
@@ -76,6 +76,7 @@ class _PackIndex:
         self.file_size = 0  # the pack's size when it was last parsed
         self.records: Records = {}
         self.seen: set[int] = set()  # offsets indexed (a tail parsed again adds nothing)
+        self.used = False  # an entry was read (and the pack's mtime refreshed) by this process
 
 
 class PackStore:
@@ -110,8 +111,10 @@ class PackStore:
             for offset, length, checksum in candidates:
                 data = self._verified(fd, key, offset, length, checksum, max_size)
                 if data is not None:
-                    with contextlib.suppress(OSError):
-                        os.utime(fd)  # used: `cache prune` keeps this pack
+                    if not index.used:  # once per process: `cache prune` keeps this pack
+                        index.used = True
+                        with contextlib.suppress(OSError):
+                            os.utime(fd)
                     return True, data
                 if self.kind is PackKind.LATEST:
                     break  # the newest is damaged: an older one is not current
