@@ -416,6 +416,19 @@ from the host: `/proc/stat`). Tried and dropped, for no measurable gain: fetchin
 lists of a rulesfile's plugins the moment its metadata is read instead of in the
 resolver's next wave (the 8 workers are already busy in a cold lock, and a re-lock is
 CPU-bound on 2 cores, so overlap has nothing left to fill).
+
+Then, the stamp (`services/lock_stamp.py`): a plain `lock` that finds falco.lock up to
+date records the digest of every tag list it read, keyed by falco.toml's and falco.lock's
+bytes and the indexes' contents; the next `lock` with the same key asks for those tag lists
+all at once (the same 1000 requests) and, when every one is unchanged, is done without
+running the resolver, reading a cached record or rendering the lock. A resolution that
+looked a tag up (a digest not in falco.lock) or warned is not stamped, and upgrades,
+`--offline` and `--dry-run` always resolve. So the first re-lock after a lock was written
+still resolves ("first after a lock"; its tag lists are now asked for ahead of the
+resolver, from falco.lock's artifacts, instead of one dependency level at a time) and the
+ones after it are the "again" rows: 1.0 s of falcopkg CPU instead of 1.8 s at 1000
+artifacts. At 10 and 100 artifacts both re-locks are interpreter start and imports
+(0.3 s of CPU), which the stamp does not touch.
 """,
         )
 
