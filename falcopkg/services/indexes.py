@@ -256,10 +256,13 @@ class IndexStore:
 
     def current_digest(self, config: IndexConfig) -> str | None:
         """The digest of the entries :meth:`open` would load now, without loading them; None
-        when it would have to read or fetch first (not cached, a local file changed)."""
+        when it might read or fetch first (not cached, its parsed form gone, e.g. pruned
+        while meta.json stayed, or a local file changed since it was read)."""
         info = self.cache_info(config)
-        if info is None or config.is_remote:  # a cached remote index is used as it is
-            return info.digest if info is not None else None
+        if info is None or not self._parsed_path(config, info.digest).is_file():
+            return None
+        if config.is_remote:  # a cached remote index is used as it is
+            return info.digest
         try:
             stat = config.local_path().stat()
         except OSError:

@@ -6,7 +6,7 @@ digest a tag names. When a plain `lock` finds falco.lock up to date, and every t
 used named the digest falco.lock records (no tag was looked up anew), the tag lists it
 read are all it depended on beyond its files. That is recorded here, as a stamp::
 
-    <cache>/locks/<key of falco.lock's path>.stamp
+    <cache>/locks/<key of falco.lock's path>.stamp (beside its parsed TOML, project_files)
         key:     sha256 of falcopkg's version, falco.toml's and falco.lock's bytes and the
                  content digest of every index falco.toml names
         sources: {host/repository: sha256 of its tag list}
@@ -34,8 +34,8 @@ _STAMP_KIND = "lock-stamp 1"
 
 
 def tags_digest(tags: Sequence[str]) -> str:
-    """The digest of a tag list as a registry gave it (order included)."""
-    return bytes_digest(json.dumps(list(tags)).encode("utf-8"))
+    """The digest of a tag list's tags (their order means nothing to resolution)."""
+    return bytes_digest(json.dumps(sorted(set(tags))).encode("utf-8"))
 
 
 class LockStamp:
@@ -45,11 +45,14 @@ class LockStamp:
     changed since it was read): then nothing is skipped and nothing is recorded.
     """
 
-    def __init__(self, path: Path, key: str | None) -> None:
+    def __init__(self, path: Path, key: str | None, lock_bytes: bytes = b"") -> None:
         self.path = path
         self.key = key
+        self.lock_bytes = lock_bytes  # the falco.lock ``key`` was made of
         self.matched = False  # this run's tag lists were as stamped: the resolver did not run
         self._observed: dict[str, str] | None = None
+        self._stamped: dict[str, str] | None = None
+        self._was_read = False
 
     @classmethod
     def of_project(
@@ -60,10 +63,10 @@ class LockStamp:
         lock_bytes: bytes,
         cache_dir: Path,
     ) -> LockStamp:
-        from falcopkg.services.cache import source_key
         from falcopkg.services.indexes import IndexStore
+        from falcopkg.services.project_files import lock_cache_path
 
-        path = cache_dir / "locks" / f"{source_key(str(lock_path.absolute()))}.stamp"
+        path = lock_cache_path(lock_path, cache_dir, ".stamp")
         store = IndexStore(cache_dir)
         parts: list[str] = [__version__, str(manifest.path.absolute())]
         for index in manifest.indexes:
@@ -73,7 +76,7 @@ class LockStamp:
             parts += [index.name, index.url, digest]
         header = json.dumps(parts).encode("utf-8")
         key = bytes_digest(b"\0".join((header, manifest_bytes, lock_bytes)))
-        return cls(path, key)
+        return cls(path, key, lock_bytes)
 
     def stamped_sources(self) -> list[str] | None:
         """The sources whose tag lists decide whether falco.lock is up to date, or None
@@ -99,10 +102,13 @@ class LockStamp:
             else {source: tags_digest(tags) for source, tags in tag_lists.items()}
         )
 
-    def save(self) -> None:
-        """Record the observed tag lists (after `lock` found falco.lock up to date); best
-        effort, like every cache write."""
+    def save(self, lock_bytes: bytes) -> None:
+        """Record the observed tag lists, when ``lock_bytes`` (the lock just resolved, as
+        rendered) are the falco.lock this stamp's key was made of: up to date, and not
+        rewritten by another command meanwhile. Best effort, like every cache write."""
         if self.key is None or self._observed is None or self.matched:
+            return
+        if lock_bytes != self.lock_bytes:
             return
         from falcopkg.fsutil import atomic_write_bytes
 
@@ -114,6 +120,12 @@ class LockStamp:
             pass
 
     def _read(self) -> dict[str, str] | None:
+        if not self._was_read:
+            self._was_read = True
+            self._stamped = self._read_file()
+        return self._stamped
+
+    def _read_file(self) -> dict[str, str] | None:
         if self.key is None:
             return None
         try:

@@ -268,13 +268,9 @@ class RegistryMetadataProvider:
         runs ahead: the tag record is read when the resolver takes the list, and a failure
         is forgotten here (the resolver's own request raises it with context).
         """
+        todo = [source for source in dict.fromkeys(sources) if self._can_fetch(source)]
         with self._lock:
-            todo = [
-                source
-                for source in dict.fromkeys(sources)
-                if source not in self._tags and source not in self._tags_ahead
-            ]
-            todo = [source for source in todo if self._can_fetch(source)]
+            todo = [s for s in todo if s not in self._tags and s not in self._tags_ahead]
             if not todo:
                 return
             if self._ahead is None:
@@ -317,7 +313,10 @@ class RegistryMetadataProvider:
         try:
             client, repository = self._endpoint(source)
             return client.list_tags(repository)
-        except Exception:  # the resolver's own request raises it, with context
+        except FalcopkgError:
+            # The resolver's own request raises it again, as a new error it can add its
+            # context to (the same object raised twice would get that context twice). A
+            # timeout is not waited for twice: the command's budget fails its host at once.
             return None
 
     def _is_known(self, name: str, reference: str | None) -> bool:

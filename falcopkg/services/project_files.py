@@ -83,9 +83,14 @@ def remember_written_lock(
 
 
 def _parsed_lock_path(path: Path, cache_dir: Path) -> Path:
+    return lock_cache_path(path, cache_dir, ".bin")
+
+
+def lock_cache_path(path: Path, cache_dir: Path, suffix: str) -> Path:
+    """Where the cache keeps something about the falco.lock at ``path`` (one name per lock)."""
     from falcopkg.services.cache import source_key
 
-    return cache_dir / "locks" / f"{source_key(str(path.absolute()))}.bin"
+    return cache_dir / "locks" / f"{source_key(str(path.absolute()))}{suffix}"
 
 
 def _load_parsed_lock(cached: Path, digest: str) -> dict[str, Any] | None:

@@ -163,8 +163,8 @@ def resolve_lock(
             if lists is not None and stamp.unchanged(lists):
                 if console is not None:
                     console.detail(
-                        f"the tag lists of {len(lists)} repositories are as when falco.lock "
-                        "was last resolved: nothing to resolve"
+                        f"falco.toml, falco.lock, the indexes and {len(lists)} tag lists are "
+                        "as when falco.lock was last resolved: nothing to resolve"
                     )
                 return existing_lock
         provider: MetadataProvider = registry_provider

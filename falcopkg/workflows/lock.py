@@ -62,8 +62,8 @@ def lock(
         changes = tuple(describe_changes(existing, new, dry_run=True))
         return LockResult(new, changes, written=False)
     result = write_lock(project, existing, new, list_first_lock=False)
-    if stamp is not None and not result.written:
-        stamp.save()  # the next `lock` with these files may skip the resolver
+    if stamp is not None and not result.written and project.lock_bytes is not None:
+        stamp.save(project.lock_bytes)  # the next `lock` with these files may skip the resolver
     return result
 
 

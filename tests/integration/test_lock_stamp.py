@@ -59,7 +59,7 @@ def test_a_relock_whose_tag_lists_are_unchanged_skips_the_resolver(
     quick = lock(project, "-v")
     assert len(resolutions) == 2, "the resolver ran although nothing changed"
     count = len(read_lock(project).artifacts)
-    assert f"the tag lists of {count} repositories are as when falco.lock was last" in quick
+    assert f"the indexes and {count} tag lists are as when falco.lock was last" in quick
     assert f"falco.lock is up to date ({count} artifacts)" in quick
     assert (project / "falco.lock").read_bytes() == written
 
@@ -156,3 +156,18 @@ def test_a_repository_gone_since_it_was_stamped_is_an_error_naming_the_dependenc
     assert "Traceback" not in result.stderr
     assert (project / "falco.lock").read_bytes() == before
     client.close()
+
+
+def test_the_stamped_answer_is_the_resolved_one_in_json_too(
+    catalog: Catalog, project: Path, resolutions: list[int]
+) -> None:
+    import json
+
+    (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
+    lock(project)
+    resolved = run_cli("-C", str(project), "lock", "--json")  # resolves, stamps
+    stamped = run_cli("-C", str(project), "lock", "--json")  # skips the resolver
+    assert resolved.exit_code == stamped.exit_code == 0
+    assert len(resolutions) == 2
+    assert json.loads(stamped.stdout) == json.loads(resolved.stdout)
+    assert stamped.stderr == resolved.stderr

@@ -27,7 +27,7 @@ def stamp_of(tmp_path: Path, text: str = MANIFEST, lock: bytes = LOCK) -> LockSt
 def recorded(tmp_path: Path, tags: dict[str, list[str]] = TAGS) -> LockStamp:
     stamp = stamp_of(tmp_path)
     stamp.observe(tags, depends_on_more=False)
-    stamp.save()
+    stamp.save(LOCK)
     return stamp_of(tmp_path)
 
 
@@ -36,13 +36,15 @@ def test_a_recorded_stamp_matches_the_same_tag_lists(tmp_path: Path) -> None:
     assert stamp.stamped_sources() == list(TAGS)
     assert stamp.unchanged(TAGS) and stamp.matched
     assert stamp.unchanged({**TAGS, "other.example/x": ["1"]})  # more fetched: still as stamped
+    # The order a registry lists tags in means nothing to resolution.
+    assert stamp.unchanged({"registry.example.com/acme/edge": ["latest", "1.1.0", "1.0.0"]})
 
 
 @pytest.mark.parametrize(
     "now",
     [
         {"registry.example.com/acme/edge": ["1.0.0", "1.1.0", "1.2.0", "latest"]},  # new tag
-        {"registry.example.com/acme/edge": ["1.1.0", "1.0.0", "latest"]},  # another order
+        {"registry.example.com/acme/edge": ["1.0.0", "1.1.0", "v1.1.0", "latest"]},  # an alias
         {"registry.example.com/acme/edge": ["1.0.0", "latest"]},  # a tag deleted
         {},  # the list could not be had
     ],
@@ -85,8 +87,34 @@ def test_an_index_is_part_of_the_key_and_must_be_cached(tmp_path: Path) -> None:
 def test_a_resolution_that_depended_on_more_is_not_recorded(tmp_path: Path) -> None:
     stamp = stamp_of(tmp_path)
     stamp.observe(TAGS, depends_on_more=True)
-    stamp.save()
+    stamp.save(LOCK)
     assert stamp_of(tmp_path).stamped_sources() is None
+
+
+def test_a_lock_other_than_the_one_keyed_is_not_recorded(tmp_path: Path) -> None:
+    """falco.lock rewritten by another command between this one's read and its write: the
+    lock just resolved is not the one the key was made of."""
+    stamp = stamp_of(tmp_path)
+    stamp.observe(TAGS, depends_on_more=False)
+    stamp.save(LOCK + b"# rewritten meanwhile\n")
+    assert stamp_of(tmp_path).stamped_sources() is None
+
+
+def test_a_remote_index_whose_parsed_form_is_gone_is_not_keyed(tmp_path: Path) -> None:
+    """meta.json outliving the index's entries (a prune after `index update` answered 304):
+    `open` would fetch the index again, so nothing is skipped."""
+    import json
+
+    text = '[[index]]\nname = "remote"\nurl = "https://index.example/index.yaml"\n\n' + MANIFEST
+    manifest = parse_manifest(text, tmp_path / "falco.toml")
+    store = IndexStore(tmp_path / "cache")
+    directory = store.directory(manifest.indexes[0])
+    directory.mkdir(parents=True)
+    digest = "sha256:" + "a" * 64
+    meta = {"url": manifest.indexes[0].url, "digest": digest, "entries": 1, "fetched_at": "x"}
+    (directory / "meta.json").write_text(json.dumps(meta))
+    assert store.current_digest(manifest.indexes[0]) is None
+    assert stamp_of(tmp_path, text).key is None
 
 
 def test_damaged_or_foreign_stamps_read_as_missing(tmp_path: Path) -> None:
@@ -99,7 +127,8 @@ def test_damaged_or_foreign_stamps_read_as_missing(tmp_path: Path) -> None:
         assert stamp_of(tmp_path).stamped_sources() is None
 
 
-def test_tags_digest_keeps_order_and_boundaries() -> None:
-    assert tags_digest(["a", "b"]) != tags_digest(["b", "a"])
+def test_tags_digest_is_of_the_set_of_tags() -> None:
+    assert tags_digest(["a", "b"]) == tags_digest(["b", "a", "a"])
+    assert tags_digest(["a", "b"]) != tags_digest(["a", "b", "c"])
     assert tags_digest(["a,b"]) != tags_digest(["a", "b"])
     assert tags_digest([]) == tags_digest([])
