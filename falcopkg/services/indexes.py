@@ -264,10 +264,10 @@ class IndexStore:
         if config.is_remote:  # a cached remote index is used as it is
             return info.digest
         try:
-            stat = config.local_path().stat()
+            unchanged = info.source_stat == _source_stat(config.local_path())
         except OSError:
             return None
-        return info.digest if info.source_stat == (stat.st_size, stat.st_mtime_ns) else None
+        return info.digest if unchanged else None
 
     def load_cached(self, config: IndexConfig) -> list[IndexEntry] | None:
         """The cached entries, or None when the index was never fetched (or the cache broke)."""
@@ -501,8 +501,7 @@ class IndexStore:
         an unchanged size and mtime skip reading and hashing the file."""
         path = config.local_path()
         try:
-            stat = path.stat()
-            source_stat = (stat.st_size, stat.st_mtime_ns)
+            source_stat = _source_stat(path)
             info = self.cache_info(config)
             if trust_stat and info is not None and info.source_stat == source_stat:
                 payload = self._load_parsed(config, info.digest)
@@ -702,6 +701,12 @@ class IndexStore:
         if configs and not loaded:
             raise unavailable[0][1]
         return loaded
+
+
+def _source_stat(path: Path) -> tuple[int, int]:
+    """What says a local index file may have changed: its size and mtime (ns)."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _failure(config: IndexConfig, exc: BaseException, attempts: int) -> NetworkError:

@@ -19,6 +19,7 @@ key) is the usual resolution. A damaged stamp reads as missing, like every cache
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -51,8 +52,6 @@ class LockStamp:
         self.lock_bytes = lock_bytes  # the falco.lock ``key`` was made of
         self.matched = False  # this run's tag lists were as stamped: the resolver did not run
         self._observed: dict[str, str] | None = None
-        self._stamped: dict[str, str] | None = None
-        self._was_read = False
 
     @classmethod
     def of_project(
@@ -81,12 +80,12 @@ class LockStamp:
     def stamped_sources(self) -> list[str] | None:
         """The sources whose tag lists decide whether falco.lock is up to date, or None
         when no stamp of these inputs is recorded."""
-        stamped = self._read()
+        stamped = self._stamped
         return None if stamped is None else sorted(stamped)
 
     def unchanged(self, tag_lists: Mapping[str, Sequence[str]]) -> bool:
         """Whether ``tag_lists`` (source → tags, as fetched now) are those stamped."""
-        stamped = self._read()
+        stamped = self._stamped
         self.matched = stamped is not None and all(
             source in tag_lists and tags_digest(tag_lists[source]) == digest
             for source, digest in stamped.items()
@@ -119,13 +118,9 @@ class LockStamp:
         except (OSError, ValueError):
             pass
 
-    def _read(self) -> dict[str, str] | None:
-        if not self._was_read:
-            self._was_read = True
-            self._stamped = self._read_file()
-        return self._stamped
-
-    def _read_file(self) -> dict[str, str] | None:
+    @functools.cached_property
+    def _stamped(self) -> dict[str, str] | None:
+        """The stamp recorded for this key (read once), or None."""
         if self.key is None:
             return None
         try:

@@ -302,6 +302,8 @@ class RegistryMetadataProvider:
             return dict(self._tags)
 
     def _asked_ahead(self, name: str) -> bool:
+        if not self._tags_ahead:  # a cold lock: nothing asked ahead, no name to locate here
+            return False
         try:
             source = self.locate(name).source
         except FalcopkgError:

@@ -4,6 +4,7 @@ against the real registry: the resolver is skipped only when every input is as s
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,18 @@ def resolutions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(resolver._Resolver, "run", counting)
     return runs
+
+
+@pytest.fixture
+def app(plain_registry: RunningRegistry, project: Path, tmp_path: Path) -> Iterator[Catalog]:
+    """A catalog of its own (app-rules 1.0.0) and a project that depends on it."""
+    client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
+    own = Catalog(plain_registry, f"stamp-{secrets.token_hex(4)}", tmp_path / "own", client)
+    own.push_rules("app-rules", "1.0.0", {"app_rules.yaml": rules_yaml().encode()})
+    own.write_index(own.workdir / "index.yaml", [("app-rules", "rulesfile")])
+    (project / "falco.toml").write_text(own.manifest('app-rules = "1"\n'))
+    yield own
+    client.close()
 
 
 def lock(project: Path, *args: str) -> str:
@@ -65,19 +78,14 @@ def test_a_relock_whose_tag_lists_are_unchanged_skips_the_resolver(
 
 
 def test_a_new_version_runs_the_resolver_and_is_stamped_again(
-    plain_registry: RunningRegistry, project: Path, tmp_path: Path, resolutions: list[int]
+    app: Catalog, project: Path, resolutions: list[int]
 ) -> None:
-    client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
-    own = Catalog(plain_registry, f"stamp-{secrets.token_hex(4)}", tmp_path / "own", client)
-    own.push_rules("app-rules", "1.0.0", {"app_rules.yaml": rules_yaml().encode()})
-    own.write_index(own.workdir / "index.yaml", [("app-rules", "rulesfile")])
-    (project / "falco.toml").write_text(own.manifest('app-rules = "1"\n'))
     lock(project)
     lock(project)  # stamps
     lock(project)
     assert len(resolutions) == 2
 
-    own.push_rules("app-rules", "1.1.0", {"app_rules.yaml": rules_yaml().encode()})
+    app.push_rules("app-rules", "1.1.0", {"app_rules.yaml": rules_yaml().encode()})
     assert "up to date" in lock(project)  # the locked version is kept, as always
     assert len(resolutions) == 3, "a changed tag list must run the resolver"
     lock(project)
@@ -85,7 +93,6 @@ def test_a_new_version_runs_the_resolver_and_is_stamped_again(
 
     upgraded = lock(project, "--upgrade")
     assert "Updated app-rules 1.0.0 -> 1.1.0" in upgraded and len(resolutions) == 4
-    client.close()
 
 
 def test_any_changed_input_runs_the_resolver(
@@ -134,28 +141,22 @@ def test_offline_and_dry_run_locks_resolve_as_before(
 
 
 def test_a_repository_gone_since_it_was_stamped_is_an_error_naming_the_dependency(
-    plain_registry: RunningRegistry, project: Path, tmp_path: Path, resolutions: list[int]
+    app: Catalog, plain_registry: RunningRegistry, project: Path, resolutions: list[int]
 ) -> None:
     """The tag lists asked for ahead fail quietly; the resolver's own request reports it."""
     import shutil
 
-    client = RegistryClient(plain_registry.host, RegistryOptions(plain_http=True))
-    own = Catalog(plain_registry, f"gone-{secrets.token_hex(4)}", tmp_path / "own", client)
-    own.push_rules("app-rules", "1.0.0", {"app_rules.yaml": rules_yaml().encode()})
-    own.write_index(own.workdir / "index.yaml", [("app-rules", "rulesfile")])
-    (project / "falco.toml").write_text(own.manifest('app-rules = "1"\n'))
     lock(project)
     lock(project)  # stamps
     before = (project / "falco.lock").read_bytes()
     repositories = plain_registry.storage_dir / "docker/registry/v2/repositories"
-    shutil.rmtree(repositories / own.repository("app-rules"))
+    shutil.rmtree(repositories / app.repository("app-rules"))
 
     result = run_cli("-C", str(project), "lock")
     assert result.exit_code == 1, result
     assert "app-rules" in result.stderr and "falco.toml:" in result.stderr
     assert "Traceback" not in result.stderr
     assert (project / "falco.lock").read_bytes() == before
-    client.close()
 
 
 def test_the_stamped_answer_is_the_resolved_one_in_json_too(
