@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar, cast
+from typing import IO, Any, TypeVar, cast, overload
 from urllib.parse import unquote, urljoin, urlsplit
 
 from falcopkg import __version__
@@ -338,6 +338,17 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._fields[name.lower()][1]
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str | T) -> str | T: ...
+
+    def get(self, name: str, default: object = None) -> object:
+        # Mapping's own goes through __getitem__ and a KeyError: a few per response.
+        field = self._fields.get(name.lower())
+        return default if field is None else field[1]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._fields

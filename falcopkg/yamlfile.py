@@ -50,7 +50,8 @@ def load_yaml(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_expansion(node)
+        if "*" in text:  # an alias is written `*name`: without one nothing can expand
+            _check_expansion(node)
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise _marked_problem(exc) from None

@@ -17,12 +17,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from falcopkg.digests import bytes_digest, check_digest, file_digest, split_digest
+
+if TYPE_CHECKING:
+    from falcopkg.services.packs import PackStore
 
 
 def source_key(source: str) -> str:
@@ -36,10 +41,25 @@ class BlobCache:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._blobs_dir = os.path.join(root, "blobs")
+        self._packs: PackStore | None = None
 
     def path_for(self, digest: str) -> Path:
+        return Path(self._blob_file(digest))
+
+    def _blob_file(self, digest: str) -> str:
+        # A string, not Path joins: a cold lock asks for thousands of blobs (most not there).
         algorithm, hex_digest = split_digest(digest)
-        return self.root / "blobs" / algorithm / hex_digest
+        return f"{self._blobs_dir}/{algorithm}/{hex_digest}"
+
+    @property
+    def packs(self) -> PackStore:
+        """The packs of small blobs (``put_bytes``/``read_bytes``)."""
+        if self._packs is None:
+            from falcopkg.services.packs import PackKind, packs_in
+
+            self._packs = packs_in(self.root / "packs", PackKind.BLOBS)
+        return self._packs
 
     def has(self, digest: str) -> bool:
         return self.path_for(digest).is_file()
@@ -79,19 +99,20 @@ class BlobCache:
     def lookup(self, digest: str) -> Path | None:
         """The cached blob's path, its age refreshed (``cache prune`` removes what was not
         used for a while), or None when it is not cached."""
-        path = self.path_for(digest)
-        if not path.is_file():
+        path = self._blob_file(digest)
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+        except (OSError, ValueError):
             return None
         with contextlib.suppress(OSError):
             os.utime(path)
-        return path
+        return Path(path)
 
     def read_bytes(self, digest: str, max_size: int) -> bytes | None:
         """A small cached blob (a manifest, a config), verified again; None when it is not
         cached, too large or damaged (a damaged copy is removed)."""
-        from falcopkg.services.packs import PackKind, packs_in
-
-        packed = packs_in(self.root / "packs", PackKind.BLOBS).read(digest, max_size)
+        packed = self.packs.read(digest, max_size)
         if packed is not None:
             return packed
         path = self.lookup(digest)  # a large one, or one a falcopkg before packs wrote
@@ -113,11 +134,11 @@ class BlobCache:
     def put_bytes(self, data: bytes, digest: str) -> None:
         """Keep ``data`` under ``digest`` (verified first, in memory) for ``read_bytes``:
         appended to a pack when it is small (services.packs), else a file of its own."""
-        from falcopkg.services.packs import PACKED_BLOB_LIMIT, PackKind, packs_in
+        from falcopkg.services.packs import PACKED_BLOB_LIMIT
 
         check_digest(bytes_digest(data, split_digest(digest)[0]), digest, "content")
         if len(data) <= PACKED_BLOB_LIMIT:
-            packs_in(self.root / "packs", PackKind.BLOBS).append(digest, data)
+            self.packs.append(digest, data)
             return
         from falcopkg.fsutil import atomic_write_bytes
 

@@ -77,6 +77,8 @@ class MetadataCache:
 
     def __init__(self, cache_dir: Path) -> None:
         self.root = cache_dir / "metadata"
+        self._pack_stores: dict[str, PackStore] = {}
+        self._legacy_kinds: dict[str, bool] = {}  # kind -> whether its pre-pack dir exists
 
     def _digest_path(self, kind: str, digest: str) -> Path:
         algorithm, hex_digest = split_digest(digest)
@@ -104,9 +106,20 @@ class MetadataCache:
         return json.dumps({"format": RECORD_FORMAT, **data}, sort_keys=True).encode("utf-8")
 
     def _packs(self, kind: str) -> PackStore:
-        # Tag lists change: only the newest record of a repository is its tag list.
-        pack_kind = PackKind.LATEST if kind == "tags" else PackKind.RECORDS
-        return packs_in(self.root / "packs" / kind, pack_kind)
+        packs = self._pack_stores.get(kind)
+        if packs is None:
+            # Tag lists change: only the newest record of a repository is its tag list.
+            pack_kind = PackKind.LATEST if kind == "tags" else PackKind.RECORDS
+            packs = self._pack_stores[kind] = packs_in(self.root / "packs" / kind, pack_kind)
+        return packs
+
+    def _has_legacy(self, kind: str) -> bool:
+        """Whether a falcopkg before packs left records of ``kind`` (looked at once: a cache
+        without them, as every new one, costs no failing open per record)."""
+        known = self._legacy_kinds.get(kind)
+        if known is None:
+            known = self._legacy_kinds[kind] = (self.root / kind).is_dir()
+        return known
 
     def _record(self, kind: str, key: str, legacy: Callable[[], Path]) -> dict[str, Any] | None:
         """The packed record of ``key``, else (no record of it packed) the file ``legacy()``,
@@ -116,7 +129,7 @@ class MetadataCache:
             return self._decode(data)
         # Only a key the packs do not know at all: a damaged newest tag list is missing,
         # not the older file current.
-        return None if packed else self._read(legacy())
+        return None if packed or not self._has_legacy(kind) else self._read(legacy())
 
     def _save_record(self, kind: str, key: str, record: dict[str, Any]) -> None:
         # Not fsynced: a record a power cut left torn fails its checksum and reads as
