@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast, overload
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from falcopkg import __version__
 from falcopkg.deadline import CLOCK, CommandBudget, Deadline, HostTimeoutError
@@ -627,8 +627,9 @@ class _LeanResponse(http.client.HTTPResponse):
                     fields[-1] = (name, f"{value} {text.strip()}")
                 continue
             name, colon, value = text.partition(":")
-            if colon and name.strip():
-                fields.append((name.strip(), value.strip()))
+            name = name.strip()
+            if colon and name:
+                fields.append((name, value.strip()))
 
     def _closes(self, headers: Headers) -> bool:
         tokens = {token.strip() for token in headers.get("Connection", "").lower().split(",")}
@@ -1098,14 +1099,15 @@ class Transport:
         self,
         method: str,
         url: str,
+        parts: SplitResult,
         headers: dict[str, str],
         data: bytes | IO[bytes] | None,
         guard: _Guard,
         left: float,
     ) -> Response:
         """One HTTP exchange on a pooled connection: the response with its headers read.
-        A kept-alive connection the server closed meanwhile is replaced once, at once."""
-        parts = urlsplit(url)
+        A kept-alive connection the server closed meanwhile is replaced once, at once.
+        ``parts`` is ``urlsplit(url)``, which the caller has already."""
         route = self._route(parts.scheme, parts.netloc, url)
         target = (
             _without_userinfo(url.partition("#")[0])
@@ -1197,7 +1199,7 @@ class Transport:
             if left <= 0:
                 guard.next_wait()  # raises the deadline error
             with body.open() if body is not None else contextlib.nullcontext(None) as data:
-                response = self._exchange(method, url, request_headers, data, guard, left)
+                response = self._exchange(method, url, parts, request_headers, data, guard, left)
             guard.deadline = body_deadline
             location = response.headers.get("Location")
             follow = method in ("GET", "HEAD") and response.status_code in REDIRECT_STATUSES

@@ -205,6 +205,7 @@ def _fetch_one(
         raise OfflineError(f"the layer of {request.artifact} is not in the cache")
     store, repository = stores.endpoint(request.source)
     tmp = cache.temp_path()
+    path: Path | None = None
     try:
         advance = progress.advance if progress is not None else None
         try:
@@ -223,8 +224,9 @@ def _fetch_one(
             ) from None
         path = cache.adopt(tmp, request.digest, verified=True)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if path is None:  # adopted, it was renamed away
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
     if progress is not None:
         progress.finished(request)
     if on_ready is not None:
