@@ -11,6 +11,7 @@ their own ConfigError. PyYAML is imported inside the functions (it is slow to im
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +81,7 @@ def shown_value(value: Any) -> str:
     return type(value).__name__
 
 
+@functools.cache  # one class per process, not one per document (a lock reads hundreds)
 def _safe_loader() -> type[Any]:
     """The C safe loader when PyYAML has it, the pure-Python one otherwise, constructing
     values so that their errors carry the node's position."""
