@@ -429,6 +429,23 @@ resolver, from falco.lock's artifacts, instead of one dependency level at a time
 ones after it are the "again" rows: 1.0 s of falcopkg CPU instead of 1.8 s at 1000
 artifacts. At 10 and 100 artifacts both re-locks are interpreter start and imports
 (0.3 s of CPU), which the stamp does not touch.
+
+Then, from a per-thread CPU profile of a cold lock (cProfile on `time.thread_time` in every
+fetch thread, which the GIL-holder samples of a 2-core machine shared with the registry
+blur): 43,000 `pathlib` parses (a pack store looked up through a fresh `Path` and its hash
+on every cached read; three joins per blob path), 2,500 failing opens of pre-pack record
+files in a cache that never had any, the YAML alias-expansion walk over every rules file
+(now only when the text holds a `*`, without which no alias exists), a loader class made
+per document, each URL split twice per request, and `Headers.get` going through
+`Mapping.get`'s KeyError. In 4 interleaved pairs on one registry a cold lock's CPU went
+from 11.1 s to 10.0 s, and in 3 more with the smaller cuts from 9.9 s to 8.8 s; wall time
+follows by about half (2 cores). Also measured there: the registry's CPU for the same
+requests depends on how they arrive (5,500 requests from one thread: 29.8 s; from 8
+threads: 21-23 s; from curl's 8 processes: 18.4-19.6 s): the CPU falcopkg uses on the
+shared cores makes the registry slower too, so the floor column, which counts the
+registry's CPU of curl's run, is below what a Python client on the same 2 cores can reach.
+A 1 ms GIL switch interval instead of 5 ms (3 pairs: 17.9-18.1 s vs 16.5-18.7 s) gained
+nothing and was dropped.
 """,
         )
 

@@ -322,3 +322,26 @@ def test_a_damaged_newest_tag_list_does_not_bring_back_a_file_of_an_earlier_vers
     pack = the_pack(tmp_path / "metadata" / "packs" / "tags")
     pack.write_bytes(pack.read_bytes().replace(b"1.0.0", b"7.7.7"))
     assert MetadataCache(tmp_path).tags(source) is None
+
+
+def test_records_of_a_cache_without_pre_pack_files_never_open_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache that a falcopkg before packs never filled has no ``roots/`` dir: a missing
+    record costs no failing open of a file there; one that has it is still read."""
+    import json
+
+    from falcopkg.services.metadata import MetadataCache
+
+    opened: list[Path] = []
+    monkeypatch.setattr(MetadataCache, "_read", staticmethod(lambda path: opened.append(path)))
+    digest = "sha256:" + "ab" * 32
+    assert MetadataCache(tmp_path).root_record(digest) is None
+    assert opened == []
+
+    monkeypatch.undo()
+    legacy = tmp_path / "metadata" / "roots" / "sha256" / f"{'ab' * 32}.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text(json.dumps({"format": 1, "type": "rulesfile"}))
+    record = MetadataCache(tmp_path).root_record(digest)
+    assert record is not None and record["type"] == "rulesfile"
