@@ -224,7 +224,7 @@ def _fetch_one(
             ) from None
         path = cache.adopt(tmp, request.digest, verified=True)
     finally:
-        if path is None:  # adopted, it was renamed away
+        if path is None:  # not adopted (adopt renames it into the cache, or removes it)
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     if progress is not None:
