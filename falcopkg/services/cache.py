@@ -62,7 +62,7 @@ class BlobCache:
         return self._packs
 
     def has(self, digest: str) -> bool:
-        return self.path_for(digest).is_file()
+        return os.path.isfile(self._blob_file(digest))
 
     def temp_path(self) -> Path:
         """A fresh temporary file name on the cache's filesystem (for streaming downloads)."""
