@@ -52,7 +52,7 @@ from falcopkg.digests import split_digest
 from falcopkg.errors import FalcopkgError, OfflineError, known
 from falcopkg.fsutil import read_file
 from falcopkg.services.cache import BlobCache, source_key
-from falcopkg.services.packs import MAX_RECORD_SIZE, PackKind, packs_in
+from falcopkg.services.packs import MAX_RECORD_SIZE, PackKind, deferred_appends, packs_in
 
 if TYPE_CHECKING:
     from falcopkg.artifact.remote import RemoteArtifact
@@ -258,7 +258,11 @@ class RegistryMetadataProvider:
             except FalcopkgError:
                 pass
 
-        with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as executor:
+        # What the batch caches is written when it ends, a pack's records in one write.
+        with (
+            deferred_appends(),
+            ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as executor,
+        ):
             for future in [executor.submit(run, name, ref) for name, ref in todo]:
                 future.result()
 

@@ -11,6 +11,7 @@ import pytest
 
 from falcopkg.digests import bytes_digest
 from falcopkg.errors import IntegrityError
+from falcopkg.services import packs
 from falcopkg.services.cache import BlobCache, prune_cache
 from falcopkg.services.packs import (
     MAGIC,
@@ -18,6 +19,7 @@ from falcopkg.services.packs import (
     PackKind,
     PackStore,
     Records,
+    deferred_appends,
     parse_records,
 )
 
@@ -345,3 +347,111 @@ def test_records_of_a_cache_without_pre_pack_files_never_open_one(
     legacy.write_text(json.dumps({"format": 1, "type": "rulesfile"}))
     record = MetadataCache(tmp_path).root_record(digest)
     assert record is not None and record["type"] == "rulesfile"
+
+
+# --- deferred appends: a batch of fetches writes its records when it ends ------------------
+
+
+def fresh_read(directory: Path, key: str, kind: PackKind = PackKind.BLOBS) -> bytes | None:
+    """What another process (a store of its own, with no index yet) reads of ``key``."""
+    return PackStore(directory, kind).read(key, 1 << 20)
+
+
+def test_deferred_appends_are_served_from_memory_and_written_when_the_batch_ends(
+    tmp_path: Path,
+) -> None:
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    with deferred_appends():
+        store.append(DA, A)
+        store.append(DB, B)
+        assert store.read(DA, 1024) == A and store.read(DB, 1024) == B
+        assert store.read(DA, 3) is None  # the size limit holds for pending entries too
+        assert fresh_read(tmp_path, DA) is None and fresh_read(tmp_path, DB) is None
+    assert fresh_read(tmp_path, DA) == A and fresh_read(tmp_path, DB) == B
+    assert store.read(DA, 1024) == A  # now from the pack
+
+
+def test_a_batch_writes_each_pack_once_and_keeps_the_order_of_its_appends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[str] = []
+    write_records = PackStore._write_records
+
+    def counted(self: PackStore, path: str, records: bytes) -> None:
+        writes.append(path)
+        write_records(self, path, records)
+
+    monkeypatch.setattr(PackStore, "_write_records", counted)
+    store = PackStore(tmp_path, PackKind.LATEST)
+    keys = [bytes_digest(b"repository %d" % n) for n in range(40)]
+    with deferred_appends():
+        for version in ("1.0.0", "2.0.0"):
+            for key in keys:
+                store.append(key, b'{"tags": ["%s"]}' % version.encode())
+        assert writes == []
+    assert sorted(writes) == sorted(set(writes))  # one write per pack
+    assert len(writes) == len({key[7:9] for key in keys})
+    assert all(fresh_read(tmp_path, key, PackKind.LATEST) == b'{"tags": ["2.0.0"]}' for key in keys)
+
+
+def test_a_store_holding_flush_bytes_writes_before_the_batch_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "FLUSH_BYTES", 150)
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    with deferred_appends():
+        store.append(DA, A)
+        assert fresh_read(tmp_path, DA) is None
+        store.append(DC, C)  # past 150 bytes of records: both written now
+        assert fresh_read(tmp_path, DA) == A and fresh_read(tmp_path, DC) == C
+
+
+def test_only_the_outermost_batch_writes_and_an_error_in_it_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    with pytest.raises(RuntimeError), deferred_appends():
+        with deferred_appends():
+            store.append(DA, A)
+        assert fresh_read(tmp_path, DA) is None
+        raise RuntimeError("a fetch failed")
+    assert fresh_read(tmp_path, DA) == A
+
+
+def test_appends_outside_a_batch_are_written_at_once(tmp_path: Path) -> None:
+    PackStore(tmp_path, PackKind.BLOBS).append(DA, A)
+    assert fresh_read(tmp_path, DA) == A
+
+
+def test_a_store_that_cannot_write_fails_the_batch_after_the_others_are_written(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_bytes(b"")
+    broken = PackStore(tmp_path / "a-file" / "packs", PackKind.BLOBS)
+    good = PackStore(tmp_path / "good", PackKind.BLOBS)
+    with pytest.raises(OSError), deferred_appends():
+        broken.append(DA, A)
+        good.append(DB, B)
+    assert fresh_read(tmp_path / "good", DB) == B
+    assert broken.read(DA, 1024) is None  # not kept in memory past the failed write
+
+
+def test_a_key_missing_from_an_unchanged_pack_costs_a_stat_not_an_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, later = [d for d in (b"%d" % n for n in range(5000)) if bytes_digest(d)[7:9] == "00"][:2]
+    store = PackStore(tmp_path, PackKind.BLOBS)
+    store.append(bytes_digest(first), first)
+    assert store.read(bytes_digest(later), 64) is None  # indexes the pack
+    opened: list[str] = []
+    real_open = os.open
+
+    def counted(path: str, *args: int, **kwargs: int) -> int:
+        opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counted)
+    assert store.read(bytes_digest(later), 64) is None
+    assert opened == []
+    PackStore(tmp_path, PackKind.BLOBS).append(bytes_digest(later), later)  # the pack grew
+    assert store.read(bytes_digest(later), 64) == later
