@@ -2,14 +2,19 @@
 
 Resolution is a function of falco.toml, falco.lock, the indexes and what registries say.
 Behind a digest nothing changes; what can change is a repository's tag list and the
-digest a tag names. When a plain `lock` finds falco.lock up to date, and every tag it
-used named the digest falco.lock records (no tag was looked up anew), the tag lists it
-read are all it depended on beyond its files. That is recorded here, as a stamp::
+digest a tag names. A `lock` prefers what falco.lock pins and takes a kept version's digest
+from it, so once falco.lock holds the resolved result the tag lists are all a re-lock
+depends on beyond its files. That is recorded here, as a stamp::
 
     <cache>/locks/<key of falco.lock's path>.stamp (beside its parsed TOML, project_files)
         key:     sha256 of falcopkg's version, falco.toml's and falco.lock's bytes and the
                  content digest of every index falco.toml names
         sources: {host/repository: sha256 of its tag list}
+
+A plain `lock` records one for the falco.lock it leaves, up to date or just written (the
+first lock of a project too), when every tag it looked up anew names the digest that
+falco.lock records and it warned of nothing: a resolution that read a tag it did not keep
+(a candidate it turned down) or warned depended on more, and is not stamped.
 
 The next `lock` with the same key asks for the same tag lists (requests it would make
 anyway, all at once); when every one is as stamped, the result is the lock it already has,
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,16 +45,20 @@ def tags_digest(tags: Sequence[str]) -> str:
 
 
 class LockStamp:
-    """One project's stamp: what its last up-to-date `lock` depended on.
+    """One project's stamp: what the falco.lock its last plain `lock` left depends on.
 
-    ``key`` is None when the inputs cannot be keyed (an index not cached, a local index
-    changed since it was read): then nothing is skipped and nothing is recorded.
+    ``inputs()`` is what a key is made of besides falco.lock's bytes, as it is now (None:
+    not keyable, an index not cached or a local index changed since it was read). ``key``,
+    that of the falco.lock read (``lock_bytes``, None: there is none), is what a recorded
+    stamp must match for the resolver to be skipped.
     """
 
-    def __init__(self, path: Path, key: str | None, lock_bytes: bytes = b"") -> None:
+    def __init__(
+        self, path: Path, inputs: Callable[[], bytes | None], lock_bytes: bytes | None = None
+    ) -> None:
         self.path = path
-        self.key = key
-        self.lock_bytes = lock_bytes  # the falco.lock ``key`` was made of
+        self.inputs = inputs
+        self.key = None if lock_bytes is None else _key(inputs(), lock_bytes)
         self.matched = False  # this run's tag lists were as stamped: the resolver did not run
         self._observed: dict[str, str] | None = None
 
@@ -59,23 +68,16 @@ class LockStamp:
         manifest: Manifest,
         manifest_bytes: bytes,
         lock_path: Path,
-        lock_bytes: bytes,
+        lock_bytes: bytes | None,
         cache_dir: Path,
     ) -> LockStamp:
-        from falcopkg.services.indexes import IndexStore
+        """``lock_bytes``: the falco.lock read, None when there is none (a first lock)."""
         from falcopkg.services.project_files import lock_cache_path
 
         path = lock_cache_path(lock_path, cache_dir, ".stamp")
-        store = IndexStore(cache_dir)
-        parts: list[str] = [__version__, str(manifest.path.absolute())]
-        for index in manifest.indexes:
-            digest = store.current_digest(index)
-            if digest is None:
-                return cls(path, None)
-            parts += [index.name, index.url, digest]
-        header = json.dumps(parts).encode("utf-8")
-        key = bytes_digest(b"\0".join((header, manifest_bytes, lock_bytes)))
-        return cls(path, key, lock_bytes)
+        return cls(
+            path, functools.partial(_inputs, manifest, manifest_bytes, cache_dir), lock_bytes
+        )
 
     def stamped_sources(self) -> list[str] | None:
         """The sources whose tag lists decide whether falco.lock is up to date, or None
@@ -93,8 +95,9 @@ class LockStamp:
         return self.matched
 
     def observe(self, tag_lists: Mapping[str, Sequence[str]], *, depends_on_more: bool) -> None:
-        """What a full resolution read; ``depends_on_more``: it also used what a tag list does
-        not show (a tag's digest not in falco.lock, a warning), so it is not stamped."""
+        """What a full resolution read; ``depends_on_more``: it also used what the tag lists
+        and the lock it resolved do not show (a tag it did not keep, a warning), so it is
+        not stamped."""
         self._observed = (
             None
             if depends_on_more
@@ -102,16 +105,16 @@ class LockStamp:
         )
 
     def save(self, lock_bytes: bytes) -> None:
-        """Record the observed tag lists, when ``lock_bytes`` (the lock just resolved, as
-        rendered) are the falco.lock this stamp's key was made of: up to date, and not
-        rewritten by another command meanwhile. Best effort, like every cache write."""
-        if self.key is None or self._observed is None or self.matched:
-            return
-        if lock_bytes != self.lock_bytes:
+        """Record the observed tag lists for the falco.lock of ``lock_bytes``: the lock just
+        resolved, as rendered (the file as read when it was up to date, else as written).
+        Another command that rewrote falco.lock meanwhile left other bytes, which this
+        stamp's key does not match. Best effort, like every cache write."""
+        key = _key(self.inputs(), lock_bytes)  # with the indexes as this lock left them
+        if key is None or self._observed is None or self.matched:
             return
         from falcopkg.fsutil import atomic_write_bytes
 
-        payload = {"key": self.key, "sources": self._observed}
+        payload = {"key": key, "sources": self._observed}
         try:
             encoded = fastform.encode(_STAMP_KIND, payload)
             atomic_write_bytes(self.path, encoded, durable=False)  # torn: fails its check
@@ -135,3 +138,21 @@ class LockStamp:
         ):
             return None
         return sources
+
+
+def _inputs(manifest: Manifest, manifest_bytes: bytes, cache_dir: Path) -> bytes | None:
+    """falcopkg's version, falco.toml's path and bytes, and the indexes' content digests."""
+    from falcopkg.services.indexes import IndexStore
+
+    store = IndexStore(cache_dir)
+    parts: list[str] = [__version__, str(manifest.path.absolute())]
+    for index in manifest.indexes:
+        digest = store.current_digest(index)
+        if digest is None:
+            return None
+        parts += [index.name, index.url, digest]
+    return b"\0".join((json.dumps(parts).encode("utf-8"), manifest_bytes))
+
+
+def _key(inputs: bytes | None, lock_bytes: bytes) -> str | None:
+    return None if inputs is None else bytes_digest(b"\0".join((inputs, lock_bytes)))

@@ -205,9 +205,10 @@ class RegistryMetadataProvider:
         self._ahead: ThreadPoolExecutor | None = None
         self._tags_ahead: dict[str, Future[list[str] | None]] = {}
         #: Tags whose digest did not come from ``known_digests`` (asked of a registry, or
-        #: seen in an earlier tag record): a resolution that used one depends on more than
-        #: the tag lists (services.lock_stamp).
-        self.tags_looked_up = 0
+        #: seen in an earlier tag record), keyed like it, with the digest they named (None:
+        #: the lookup failed): a resolution that used one its lock does not pin depends on
+        #: more than the tag lists (services.lock_stamp).
+        self.tags_looked_up: dict[tuple[str, str], str | None] = {}
 
     # -- the MetadataProvider protocol ---------------------------------------------------------
 
@@ -444,15 +445,18 @@ class RegistryMetadataProvider:
         self, name: str, source: str, reference: str, *, cached_only: bool = False
     ) -> CandidateMetadata:
         is_digest = bool(DIGEST_RE.match(reference))
+        anew: tuple[str, str] | None = None  # this tag, when its digest is looked up
         if is_digest:
             digest: str | None = reference
         elif cached_only:
             digest = self.known_digests.get((source, tag_key(reference)))
         else:
-            digest = self._digest_for_tag(source, reference)
-            if (source, tag_key(reference)) not in self.known_digests:
+            key = (source, tag_key(reference))
+            if key not in self.known_digests:
+                anew = key
                 with self._lock:
-                    self.tags_looked_up += 1
+                    self.tags_looked_up.setdefault(anew, None)
+            digest = self._digest_for_tag(source, reference)
         record = self.records.root_record(digest) if digest else None
         if record is None and cached_only:
             raise _NotCached
@@ -481,6 +485,9 @@ class RegistryMetadataProvider:
             candidate = self._candidate(name, source, digest, record, cached_only=cached_only)
         if not is_digest:
             self._remember_tag(source, reference, digest)
+            if anew is not None:
+                with self._lock:
+                    self.tags_looked_up[anew] = digest
         return candidate
 
     def _cached_by_head(self, source: str, tag: str) -> tuple[str | None, dict[str, Any] | None]:

@@ -9,7 +9,7 @@ costs one tags request per artifact, and with ``offline`` uses only cached metad
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -176,15 +176,22 @@ def resolve_lock(
             )
         preferences = {a.name: v for a in kept if (v := a.parsed_version) is not None}
         resolution = _resolve(manifest, provider, preferences, requested_by=requested_by)
+        artifacts = tuple(
+            _locked(resolved, manifest.target.platforms)
+            for resolved in resolution.artifacts.values()
+        )
         if stamp is not None:
+            # What the lock pins, a re-lock takes from it; any other tag read (a candidate
+            # turned down, a lookup that failed) it would read again.
+            pinned = tag_digests(artifacts)
             stamp.observe(
                 registry_provider.tag_lists(),
-                depends_on_more=registry_provider.tags_looked_up > 0
+                depends_on_more=any(
+                    digest is None or pinned.get(tag) != digest
+                    for tag, digest in registry_provider.tags_looked_up.items()
+                )
                 or (messages is not None and messages.warnings > 0),
             )
-    artifacts = tuple(
-        _locked(resolved, manifest.target.platforms) for resolved in resolution.artifacts.values()
-    )
     return Lock(LockInputs.from_manifest(manifest), artifacts)
 
 
@@ -222,6 +229,20 @@ class _WithoutDependencies:
         self.inner.prefetch(requests)
 
 
+def tag_digests(artifacts: Iterable[LockedArtifact]) -> dict[tuple[str, str], str]:
+    """The root digest each locked artifact's version and tag name, keyed as the metadata
+    provider's ``known_digests`` are: (source, tag_key(tag))."""
+    from falcopkg.services.metadata import tag_key
+
+    digests: dict[tuple[str, str], str] = {}
+    for artifact in artifacts:
+        if artifact.version is not None:
+            digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
+        if artifact.tag is not None:
+            digests[(artifact.source, tag_key(artifact.tag))] = artifact.digest
+    return digests
+
+
 def _provider(
     manifest: Manifest,
     locked: Sequence[LockedArtifact],
@@ -237,14 +258,9 @@ def _provider(
     tag → digest, so kept versions need no manifest request), and ``also_known`` ones.
     ``likely``: a lock of this project, whose tag lists the resolution will most likely
     ask for; they are asked for at once, in the background."""
-    from falcopkg.services.metadata import RegistryMetadataProvider, tag_key
+    from falcopkg.services.metadata import RegistryMetadataProvider
 
-    known_digests: dict[tuple[str, str], str] = dict(also_known or {})
-    for artifact in locked:
-        if artifact.version is not None:
-            known_digests[(artifact.source, tag_key(artifact.version))] = artifact.digest
-        if artifact.tag is not None:
-            known_digests[(artifact.source, tag_key(artifact.tag))] = artifact.digest
+    known_digests = {**(also_known or {}), **tag_digests(locked)}
     provider = RegistryMetadataProvider(
         stores=stores,
         cache=cache,

@@ -62,15 +62,15 @@ def lock(
         changes = tuple(describe_changes(existing, new, dry_run=True))
         return LockResult(new, changes, written=False)
     result = write_lock(project, existing, new, list_first_lock=False)
-    if stamp is not None and not result.written and project.lock_bytes is not None:
+    if stamp is not None and project.lock_bytes is not None:  # as found, or as written
         stamp.save(project.lock_bytes)  # the next `lock` with these files may skip the resolver
     return result
 
 
 def _stamp(project: Project, existing: Lock | None) -> LockStamp | None:
-    """The project's lock stamp (services.lock_stamp), when falco.toml and falco.lock were
-    read as bytes."""
-    if existing is None or project.manifest_bytes is None or project.lock_bytes is None:
+    """The project's lock stamp (services.lock_stamp), when falco.toml was read as bytes and
+    falco.lock, if there is one, too (a damaged one is resolved anew, not stamped)."""
+    if project.manifest_bytes is None or (existing is None) != (project.lock_bytes is None):
         return None
     from falcopkg.services.lock_stamp import LockStamp
 

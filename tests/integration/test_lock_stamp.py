@@ -64,13 +64,10 @@ def test_a_relock_whose_tag_lists_are_unchanged_skips_the_resolver(
     (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
     assert "Locked" in lock(project)
     written = (project / "falco.lock").read_bytes()
-    assert stamps(tmp_home) == []  # a lock just written is stamped by the next `lock`
-
-    assert "up to date" in lock(project)
-    assert len(resolutions) == 2 and len(stamps(tmp_home)) == 1
+    assert len(resolutions) == 1 and len(stamps(tmp_home)) == 1  # the lock just written
 
     quick = lock(project, "-v")
-    assert len(resolutions) == 2, "the resolver ran although nothing changed"
+    assert len(resolutions) == 1, "the resolver ran although nothing changed"
     count = len(read_lock(project).artifacts)
     assert f"the indexes and {count} tag lists are as when falco.lock was last" in quick
     assert f"falco.lock is up to date ({count} artifacts)" in quick
@@ -80,19 +77,40 @@ def test_a_relock_whose_tag_lists_are_unchanged_skips_the_resolver(
 def test_a_new_version_runs_the_resolver_and_is_stamped_again(
     app: Catalog, project: Path, resolutions: list[int]
 ) -> None:
+    lock(project)  # resolves and stamps
     lock(project)
-    lock(project)  # stamps
-    lock(project)
-    assert len(resolutions) == 2
+    assert len(resolutions) == 1
 
     app.push_rules("app-rules", "1.1.0", {"app_rules.yaml": rules_yaml().encode()})
     assert "up to date" in lock(project)  # the locked version is kept, as always
-    assert len(resolutions) == 3, "a changed tag list must run the resolver"
+    assert len(resolutions) == 2, "a changed tag list must run the resolver"
     lock(project)
-    assert len(resolutions) == 3  # stamped with the new tag list
+    assert len(resolutions) == 2  # stamped with the new tag list
 
     upgraded = lock(project, "--upgrade")
-    assert "Updated app-rules 1.0.0 -> 1.1.0" in upgraded and len(resolutions) == 4
+    assert "Updated app-rules 1.0.0 -> 1.1.0" in upgraded and len(resolutions) == 3
+    lock(project)  # an upgrade is not stamped: the next plain lock resolves, and stamps
+    lock(project)
+    assert len(resolutions) == 4
+
+
+def test_a_lock_that_turned_a_candidate_down_is_stamped_by_the_next_one(
+    app: Catalog, project: Path, tmp_home: TmpHome, resolutions: list[int]
+) -> None:
+    """The newest version needs a newer Falco than [target]: the first lock read its tag and
+    kept the one before, so it depended on more than the tag lists and falco.lock show."""
+    app.push_rules("app-rules", "1.1.0", {"app_rules.yaml": rules_yaml("99.0.0").encode()})
+    manifest = project / "falco.toml"
+    manifest.write_text(
+        app.manifest('app-rules = "1"\n', extra='[target]\nengine_version = "0.57.0"\n\n')
+    )
+    assert "Locked" in lock(project)
+    assert read_lock(project).artifact("app-rules").version == "1.0.0"
+    assert stamps(tmp_home) == []
+    assert "up to date" in lock(project)  # falco.lock pins 1.0.0: no other tag is read
+    assert len(resolutions) == 2 and len(stamps(tmp_home)) == 1
+    lock(project)
+    assert len(resolutions) == 2
 
 
 def test_any_changed_input_runs_the_resolver(
@@ -160,12 +178,14 @@ def test_a_repository_gone_since_it_was_stamped_is_an_error_naming_the_dependenc
 
 
 def test_the_stamped_answer_is_the_resolved_one_in_json_too(
-    catalog: Catalog, project: Path, resolutions: list[int]
+    catalog: Catalog, project: Path, tmp_home: TmpHome, resolutions: list[int]
 ) -> None:
     import json
 
     (project / "falco.toml").write_text(catalog.manifest(BASE_DEPENDENCIES))
     lock(project)
+    for stamp in stamps(tmp_home):
+        stamp.unlink()
     resolved = run_cli("-C", str(project), "lock", "--json")  # resolves, stamps
     stamped = run_cli("-C", str(project), "lock", "--json")  # skips the resolver
     assert resolved.exit_code == stamped.exit_code == 0

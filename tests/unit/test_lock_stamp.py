@@ -84,6 +84,19 @@ def test_an_index_is_part_of_the_key_and_must_be_cached(tmp_path: Path) -> None:
     assert stamp_of(tmp_path, text).key not in (None, keyed)
 
 
+def test_a_stamp_is_keyed_by_the_indexes_as_the_lock_left_them(tmp_path: Path) -> None:
+    """A first lock reads its indexes while it resolves: its stamp has them in its key."""
+    index = tmp_path / "index.yaml"
+    index.write_text("- name: edge\n  type: rulesfile\n  registry: r.example\n  repository: e\n")
+    text = f'[[index]]\nname = "local"\nurl = "{index}"\n\n' + MANIFEST
+    stamp = stamp_of(tmp_path, text)
+    assert stamp.key is None  # the index not read yet
+    stamp.observe(TAGS, depends_on_more=False)
+    IndexStore(tmp_path / "cache").open(parse_manifest(text, tmp_path / "falco.toml").indexes[0])
+    stamp.save(LOCK)
+    assert stamp_of(tmp_path, text).stamped_sources() == list(TAGS)
+
+
 def test_a_resolution_that_depended_on_more_is_not_recorded(tmp_path: Path) -> None:
     stamp = stamp_of(tmp_path)
     stamp.observe(TAGS, depends_on_more=True)
@@ -91,13 +104,31 @@ def test_a_resolution_that_depended_on_more_is_not_recorded(tmp_path: Path) -> N
     assert stamp_of(tmp_path).stamped_sources() is None
 
 
-def test_a_lock_other_than_the_one_keyed_is_not_recorded(tmp_path: Path) -> None:
-    """falco.lock rewritten by another command between this one's read and its write: the
-    lock just resolved is not the one the key was made of."""
+def test_a_stamp_is_recorded_for_the_lock_it_saves_not_the_one_read(tmp_path: Path) -> None:
+    """falco.lock rewritten (by this lock, or another command meanwhile): the stamp is keyed
+    by the bytes the resolved lock was rendered to."""
     stamp = stamp_of(tmp_path)
     stamp.observe(TAGS, depends_on_more=False)
-    stamp.save(LOCK + b"# rewritten meanwhile\n")
+    written = LOCK + b"# resolved anew\n"
+    stamp.save(written)
     assert stamp_of(tmp_path).stamped_sources() is None
+    assert stamp_of(tmp_path, lock=written).stamped_sources() == list(TAGS)
+
+
+def test_a_first_lock_has_no_key_to_match_but_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "falco.toml"
+    path.write_text(MANIFEST)
+    first = LockStamp.of_project(
+        parse_manifest(MANIFEST, path),
+        MANIFEST.encode(),
+        tmp_path / "falco.lock",
+        None,
+        tmp_path / "cache",
+    )
+    assert first.key is None and first.stamped_sources() is None
+    first.observe(TAGS, depends_on_more=False)
+    first.save(LOCK)
+    assert stamp_of(tmp_path).stamped_sources() == list(TAGS)
 
 
 def test_a_remote_index_whose_parsed_form_is_gone_is_not_keyed(tmp_path: Path) -> None:
