@@ -58,7 +58,8 @@ class LockStamp:
     ) -> None:
         self.path = path
         self.inputs = inputs
-        self.key = None if lock_bytes is None else _key(inputs(), lock_bytes)
+        self._inputs_read = inputs()  # at the start: None for an index not read yet
+        self.key = None if lock_bytes is None else _key(self._inputs_read, lock_bytes)
         self.matched = False  # this run's tag lists were as stamped: the resolver did not run
         self._observed: dict[str, str] | None = None
 
@@ -109,7 +110,12 @@ class LockStamp:
         resolved, as rendered (the file as read when it was up to date, else as written).
         Another command that rewrote falco.lock meanwhile left other bytes, which this
         stamp's key does not match. Best effort, like every cache write."""
-        key = _key(self.inputs(), lock_bytes)  # with the indexes as this lock left them
+        inputs = self.inputs()  # with the indexes as this lock left them (a first lock reads
+        # them while it resolves); an index that changed since the start may have changed
+        # under the resolver (another process's `index update`): nothing is recorded then.
+        if self._inputs_read is not None and inputs != self._inputs_read:
+            return
+        key = _key(inputs, lock_bytes)
         if key is None or self._observed is None or self.matched:
             return
         from falcopkg.fsutil import atomic_write_bytes

@@ -97,6 +97,21 @@ def test_a_stamp_is_keyed_by_the_indexes_as_the_lock_left_them(tmp_path: Path) -
     assert stamp_of(tmp_path, text).stamped_sources() == list(TAGS)
 
 
+def test_an_index_changed_while_the_lock_ran_is_not_recorded(tmp_path: Path) -> None:
+    index = tmp_path / "index.yaml"
+    index.write_text("- name: edge\n  type: rulesfile\n  registry: r.example\n  repository: e\n")
+    text = f'[[index]]\nname = "local"\nurl = "{index}"\n\n' + MANIFEST
+    manifest = parse_manifest(text, tmp_path / "falco.toml")
+    store = IndexStore(tmp_path / "cache")
+    store.open(manifest.indexes[0])
+    stamp = stamp_of(tmp_path, text)
+    stamp.observe(TAGS, depends_on_more=False)
+    index.write_text(index.read_text().replace("repository: e", "repository: moved"))
+    store.open(manifest.indexes[0])  # another process's `index update` meanwhile
+    stamp.save(LOCK)
+    assert stamp_of(tmp_path, text).stamped_sources() is None
+
+
 def test_a_resolution_that_depended_on_more_is_not_recorded(tmp_path: Path) -> None:
     stamp = stamp_of(tmp_path)
     stamp.observe(TAGS, depends_on_more=True)
