@@ -110,13 +110,15 @@ class LockStamp:
         resolved, as rendered (the file as read when it was up to date, else as written).
         Another command that rewrote falco.lock meanwhile left other bytes, which this
         stamp's key does not match. Best effort, like every cache write."""
+        if self._observed is None or self.matched:
+            return
         inputs = self.inputs()  # with the indexes as this lock left them (a first lock reads
         # them while it resolves); an index that changed since the start may have changed
         # under the resolver (another process's `index update`): nothing is recorded then.
         if self._inputs_read is not None and inputs != self._inputs_read:
             return
         key = _key(inputs, lock_bytes)
-        if key is None or self._observed is None or self.matched:
+        if key is None:
             return
         from falcopkg.fsutil import atomic_write_bytes
 

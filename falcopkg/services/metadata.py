@@ -451,9 +451,10 @@ class RegistryMetadataProvider:
         elif cached_only:
             digest = self.known_digests.get((source, tag_key(reference)))
         else:
-            key = (source, tag_key(reference))
-            if key not in self.known_digests:
-                anew = key
+            anew = (source, tag_key(reference))
+            if anew in self.known_digests:
+                anew = None
+            else:
                 with self._lock:
                     self.tags_looked_up.setdefault(anew, None)
             digest = self._digest_for_tag(source, reference)

@@ -183,7 +183,7 @@ def resolve_lock(
         if stamp is not None:
             # What the lock pins, a re-lock takes from it; any other tag read (a candidate
             # turned down, a lookup that failed) it would read again.
-            pinned = tag_digests(artifacts)
+            pinned = _tag_digests(artifacts)
             stamp.observe(
                 registry_provider.tag_lists(),
                 depends_on_more=any(
@@ -229,9 +229,9 @@ class _WithoutDependencies:
         self.inner.prefetch(requests)
 
 
-def tag_digests(artifacts: Iterable[LockedArtifact]) -> dict[tuple[str, str], str]:
-    """The root digest each locked artifact's version and tag name, keyed as the metadata
-    provider's ``known_digests`` are: (source, tag_key(tag))."""
+def _tag_digests(artifacts: Iterable[LockedArtifact]) -> dict[tuple[str, str], str]:
+    """The root digest that each locked artifact's version and tag name, keyed as the
+    metadata provider's ``known_digests`` are: (source, tag_key(tag))."""
     from falcopkg.services.metadata import tag_key
 
     digests: dict[tuple[str, str], str] = {}
@@ -260,7 +260,7 @@ def _provider(
     ask for; they are asked for at once, in the background."""
     from falcopkg.services.metadata import RegistryMetadataProvider
 
-    known_digests = {**(also_known or {}), **tag_digests(locked)}
+    known_digests = {**(also_known or {}), **_tag_digests(locked)}
     provider = RegistryMetadataProvider(
         stores=stores,
         cache=cache,
